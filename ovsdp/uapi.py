@@ -475,6 +475,9 @@ OVS_ACTION_ATTR_DEC_TTL = 23
 OVS_ACTION_ATTR_DROP = 24
 OVS_ACTION_ATTR_PSAMPLE = 25
 OVS_ACTION_ATTR_MAX = 25
+# Kernel-internal (never on the wire): a plain set() that validation turned
+# into a masked one with an all-ones mask; put back as set() when dumped.
+OVS_ACTION_ATTR_SET_TO_MASKED = OVS_ACTION_ATTR_MAX + 1
 
 OVS_USERSPACE_ATTR_UNSPEC = 0
 OVS_USERSPACE_ATTR_PID = 1
@@ -532,7 +535,7 @@ OVS_HASH_ALG_SYM_L4 = 1
 
 OVS_ACTION_PUSH_VLAN = struct.Struct("!HH")        # tpid, tci
 OVS_ACTION_PUSH_MPLS = struct.Struct("!IH2x")      # lse, ethertype
-OVS_ACTION_ADD_MPLS = struct.Struct("!IH")         # lse, ethertype; then u16 tun_flags in host order
+OVS_ACTION_ADD_MPLS = struct.Struct("!IH")         # lse, ethertype; then u16 tun_flags (host)
 OVS_ACTION_HASH = struct.Struct("=II")             # alg, basis
 OVS_ACTION_TRUNC = struct.Struct("=I")             # max_len
 OVS_ACTION_PUSH_ETH = OVS_KEY_ETHERNET
@@ -647,6 +650,6 @@ OVS_ZONE_LIMIT = struct.Struct("=iII")  # zone_id, limit, count
 # ovsdp transport extension: socket options carried as a message (there is
 # no setsockopt for an AF_UNIX peer).  See docs/protocol.md.
 OVSDP_MSG_SOCKOPT = 0x0F          # nlmsg_type, below NLMSG_MIN_TYPE like other control types
-OVSDP_SOCKOPT = struct.Struct("=II")  # level, optname; followed by the value
+OVSDP_SOCKOPT = struct.Struct("=II")  # level, optname; then the value
 OVSDP_SO_DUMP_SIZE = 0x4F01       # level SOL_NETLINK: max bytes per dump datagram
 OVSDP_DEFAULT_SOCKET = "/run/ovsdp/ovsdp.sock"

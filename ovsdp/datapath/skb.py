@@ -34,7 +34,7 @@ class Skb:
 
     __slots__ = ("data", "input_vport", "priority", "mark", "hash", "l4_hash",
                  "sw_hash", "mru", "cutlen", "tun_info", "ct_state", "ct_zone",
-                 "ct_mark", "ct_labels", "csum_partial")
+                 "ct_mark", "ct_labels", "csum_partial", "upcall_pid")
 
     def __init__(self, data, input_vport=None, priority=0, mark=0):
         self.data = data
@@ -52,9 +52,13 @@ class Skb:
         self.ct_mark = 0
         self.ct_labels = 0
         self.csum_partial = None  # (csum_start, csum_offset) when the L4 checksum is partial
+        self.upcall_pid = 0       # OVS_PACKET_ATTR_UPCALL_PID of an EXECUTE
 
     def clone(self):
-        c = Skb(self.data, self.input_vport, self.priority, self.mark)
+        d = self.data
+        if type(d) is not bytes:
+            d = bytes(d)        # a clone must not share a writable buffer
+        c = Skb(d, self.input_vport, self.priority, self.mark)
         c.hash = self.hash
         c.l4_hash = self.l4_hash
         c.sw_hash = self.sw_hash
@@ -66,6 +70,7 @@ class Skb:
         c.ct_mark = self.ct_mark
         c.ct_labels = self.ct_labels
         c.csum_partial = self.csum_partial
+        c.upcall_pid = self.upcall_pid
         return c
 
     def writable(self):

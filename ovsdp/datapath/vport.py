@@ -10,8 +10,10 @@ import errno
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import (NetlinkError, nla, nla_nest, nla_u32_array,
-                            nla_u64, nla_u32)
+from ..netlink.attr import NetlinkError, nla, nla_nest, nla_u32, nla_u32_array, nla_u64
+from .key_layout import S_IN_PORT
+
+_VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
 
 class VportParms:
@@ -48,6 +50,8 @@ class Vport:
         self.port_no = parms.port_no
         self.name = parms.name
         self.upcall_portids = parse_upcall_portids(parms.upcall_portids)
+        # The key bits this port contributes to every packet it receives.
+        self.key_meta = parms.port_no << S_IN_PORT
         self.ifindex = 0
         self.mtu = 1500
         self.rx_packets = self.tx_packets = 0
@@ -57,11 +61,32 @@ class Vport:
         self.upcall_success = 0
         self.upcall_fail = 0
         self.alive = True
+        self.ethernet = True         # dev->type == ARPHRD_ETHER
 
     # ----------------------------------------------------------- type hooks
     def send(self, packet):
-        """Transmit ``packet`` (bytes) out of this port."""
+        """Transmit ``packet`` (bytes) out of this port, counting it."""
         raise NotImplementedError
+
+    def output(self, data, l3=False):
+        """ovs_vport_send(): the common checks, then the type's send.
+
+        A frame without an Ethernet header (``l3``) cannot go out of an
+        Ethernet port; a frame longer than the MTU allows (ignoring one VLAN
+        tag, like packet_length()) counts as tx_errors.  Both are dropped.
+        """
+        n = len(data)
+        if l3 and self.ethernet:
+            self.tx_dropped += 1
+            return
+        if n > self.mtu + 14:
+            length = n - 14
+            if data[12:14] in _VLAN_TPIDS:
+                length -= 4
+            if length > self.mtu:
+                self.tx_errors += 1
+                return
+        self.send(data)
 
     def destroy(self):
         """Release the port's resources (device, sockets)."""

@@ -11,8 +11,7 @@ import logging
 from .. import uapi as U
 from . import attr as A
 from .attr import NetlinkError, nla_nest, nla_string, nla_u16, nla_u32
-from .message import (GENLMSGHDR, NLMSGHDR, build_done, build_error, build_genl,
-                      split)
+from .message import GENLMSGHDR, NLMSGHDR, build_done, build_error, build_genl, split
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,17 @@ Pure functions over bytes; no sockets.
 
 import struct
 
-from ..uapi import (GENL_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_MULTI,
-                    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSGERR_ATTR_MSG,
-                    NLMSGERR_ATTR_OFFS)
+from ..uapi import (
+    GENL_HDRLEN,
+    NLM_F_ACK_TLVS,
+    NLM_F_CAPPED,
+    NLM_F_MULTI,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_HDRLEN,
+    NLMSGERR_ATTR_MSG,
+    NLMSGERR_ATTR_OFFS,
+)
 from .attr import align, nla_string, nla_u32
 
 NLMSGHDR = struct.Struct("=IHHII")    # len, type, flags, seq, pid
@@ -111,7 +119,7 @@ def parse_error(msg):
     text = None
     offset = None
     if hdr.flags & NLM_F_ACK_TLVS:
-        from .attr import iter_attrs, get_string, get_u32
+        from .attr import get_string, get_u32, iter_attrs
         if hdr.type == NLMSG_ERROR:
             if hdr.flags & NLM_F_CAPPED:
                 start = NLMSG_HDRLEN + 4 + NLMSG_HDRLEN

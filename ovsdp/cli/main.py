@@ -1,0 +1,70 @@
+"""The ``ovsdp`` command."""
+
+import argparse
+import logging
+import sys
+
+USAGE = """ovsdp COMMAND [ARGS...]
+
+commands:
+  daemon     run the datapath (module + control socket) in the foreground
+  dpctl      manage datapaths, ports and flows (like ovs-dpctl)
+  switchd    run a learning-switch handler for one datapath
+  demo       build three namespaces, switch traffic between them, clean up
+  odp        text-format conformance tools (parse-keys, parse-wc-keys, parse-actions)
+
+Run 'ovsdp COMMAND --help' for a command's options.  The control socket is
+/run/ovsdp/ovsdp.sock unless OVSDP_SOCKET or --socket says otherwise.
+"""
+
+
+def setup_logging(verbosity):
+    level = logging.WARNING - 10 * verbosity
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def daemon_main(argv):
+    p = argparse.ArgumentParser(prog="ovsdp daemon",
+                                description="Run the ovsdp datapath in the foreground.")
+    p.add_argument("--socket", help="control socket path")
+    p.add_argument("--no-devices", action="store_true",
+                   help="keep internal ports in memory instead of creating TAP devices")
+    p.add_argument("-v", "--verbose", action="count", default=1,
+                   help="more logging (repeat for debug)")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    from ..server import daemon
+    try:
+        return daemon.main(args.socket, real_devices=not args.no_devices)
+    except OSError as e:
+        print(f"ovsdp daemon: {e}", file=sys.stderr)
+        return 1
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "daemon":
+        return daemon_main(rest)
+    if cmd == "dpctl":
+        from . import dpctl
+        return dpctl.main(rest)
+    if cmd == "odp":
+        from . import odp_cmd
+        return odp_cmd.main(rest)
+    if cmd == "switchd":
+        from ..switchd import main as switchd_main
+        return switchd_main.main(rest)
+    if cmd == "demo":
+        from . import demo
+        return demo.main(rest)
+    print(f"ovsdp: unknown command '{cmd}'\n\n{USAGE}", file=sys.stderr, end="")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

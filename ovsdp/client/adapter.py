@@ -1,0 +1,70 @@
+"""A socket adapter so netlink libraries written for AF_NETLINK can use ovsdp.
+
+:class:`OvsdpNetlinkSocket` is a connected control socket that presents
+itself like a netlink datagram socket: ``type`` is SOCK_DGRAM (asyncio's
+datagram transport insists), ``bind((pid, groups))`` joins the multicast
+groups of the ``groups`` bitmap, ``setsockopt(SOL_NETLINK, ...)`` becomes the
+ovsdp socket-option message, ``recvfrom``/``sendto`` ignore addresses.
+
+Use it with pyroute2 0.9's ``use_socket=``::
+
+    from pyroute2.netlink.generic import GenericNetlinkSocket
+    sock = GenericNetlinkSocket(use_socket=OvsdpNetlinkSocket())
+    sock.bind("ovs_datapath", ovs_datapath_msg)
+"""
+
+import socket
+import struct
+
+from .. import uapi as U
+from ..netlink.message import build
+from .netlink import default_socket_path
+
+
+class OvsdpNetlinkSocket(socket.socket):
+    def __init__(self, path=None):
+        super().__init__(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.path = default_socket_path(path)
+        self.connect(self.path)
+        self._seq = 0x7F000000
+
+    @property
+    def type(self):
+        return socket.SOCK_DGRAM
+
+    def _sockopt(self, optname, value):
+        """Send the socket-option message; errors come back as NLMSG_ERROR."""
+        self._seq += 1
+        payload = U.OVSDP_SOCKOPT.pack(U.SOL_NETLINK, optname) + struct.pack("=I", value)
+        self.send(build(U.OVSDP_MSG_SOCKOPT, U.NLM_F_REQUEST, self._seq, 0, payload))
+
+    def bind(self, address):
+        """Netlink bind((pid, groups)): the pid is the daemon's to choose."""
+        _pid, groups = address
+        for bit in range(32):
+            if groups & (1 << bit):
+                self._sockopt(U.NETLINK_ADD_MEMBERSHIP, bit + 1)
+
+    def setsockopt(self, level, optname, value, *rest):
+        if level == U.SOL_NETLINK:
+            if isinstance(value, (bytes, bytearray)):
+                value = struct.unpack("=I", bytes(value)[:4])[0]
+            if optname in (U.NETLINK_ADD_MEMBERSHIP, U.NETLINK_DROP_MEMBERSHIP,
+                           U.NETLINK_EXT_ACK, U.NETLINK_CAP_ACK):
+                self._sockopt(optname, int(value))
+            return None
+        if level == socket.SOL_SOCKET and optname in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            return super().setsockopt(level, optname, value)
+        return None
+
+    def recvfrom(self, bufsize, flags=0):
+        return self.recv(bufsize, flags), (0, 0)
+
+    def recvfrom_into(self, buf, nbytes=0, flags=0):
+        return self.recv_into(buf, nbytes, flags), (0, 0)
+
+    def sendto(self, data, *args):
+        return self.send(data)
+
+    def getsockname(self):
+        return (0, 0)

@@ -1,0 +1,257 @@
+"""A datapath: ports, flow table, statistics and the packet path (datapath.c).
+
+``Datapath.receive`` is ovs_vport_receive + ovs_dp_process_packet: extract
+the key, look the flow up, run its actions or send a MISS upcall.  It is the
+hot path of ovsdp and is written for speed: flows whose actions are only
+outputs skip the Skb and the action interpreter altogether.
+"""
+
+import collections
+import errno
+import os
+import time
+
+from .. import uapi as U
+from ..netlink.attr import nla, nla_nest, nla_u16, nla_u32, nla_u64
+from . import key_layout as K
+from .flow_table import FlowTable
+from .skb import Skb
+
+_S_TCP_FLAGS = K.S_TCP_FLAGS
+_NR_CPUS = os.cpu_count() or 1
+_monotonic_ns = time.monotonic_ns
+
+# Packet sizes (nla_attr_size(len) must fit a u16 netlink attribute length)
+_MAX_UPCALL_PACKET = 0xFFFF - 4
+
+
+def now_ms():
+    """Milliseconds on the monotonic clock, the clock OVS_FLOW_ATTR_USED uses."""
+    return _monotonic_ns() // 1_000_000
+
+
+class Datapath:
+    """struct datapath."""
+
+    def __init__(self, module, name, ifindex_hint=0):
+        self.module = module
+        self.name = name
+        self.ports = {}                  # port_no -> Vport
+        self.table = FlowTable()
+        self.user_features = 0
+        self.per_cpu_pids = []           # OVS_DP_ATTR_PER_CPU_PIDS
+        self.n_hit = 0
+        self.n_missed = 0
+        self.n_lost = 0
+        self.n_mask_hit = 0
+        self.n_cache_hit = 0
+        self.drop_reasons = collections.Counter()
+        self.ifindex_hint = ifindex_hint
+        self.exec_level = 0              # actions recursion (actions.c exec_actions_level)
+        self.deferred = collections.deque()
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def local(self):
+        return self.ports.get(U.OVSP_LOCAL)
+
+    @property
+    def ifindex(self):
+        """get_dpifindex(): the local port's device ifindex."""
+        lp = self.ports.get(U.OVSP_LOCAL)
+        return lp.ifindex if lp is not None else 0
+
+    # --------------------------------------------------------------- stats
+    def stats_bytes(self):
+        return U.OVS_DP_STATS.pack(self.n_hit, self.n_missed, self.n_lost, len(self.table))
+
+    def megaflow_stats_bytes(self):
+        return U.OVS_DP_MEGAFLOW_STATS.pack(self.n_mask_hit, self.table.n_masks, 0,
+                                            self.n_cache_hit, 0)
+
+    def fill_attrs(self):
+        """ovs_dp_cmd_fill_info() attributes (after the ovs_header)."""
+        parts = [nla(U.OVS_DP_ATTR_NAME, self.name.encode() + b"\0"),
+                 nla(U.OVS_DP_ATTR_STATS, self.stats_bytes()),
+                 nla(U.OVS_DP_ATTR_MEGAFLOW_STATS, self.megaflow_stats_bytes()),
+                 nla_u32(U.OVS_DP_ATTR_USER_FEATURES, self.user_features),
+                 nla_u32(U.OVS_DP_ATTR_MASKS_CACHE_SIZE, self.table.cache_size)]
+        if self.user_features & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU and self.per_cpu_pids:
+            pids = self.per_cpu_pids[:_NR_CPUS]
+            parts.append(nla(U.OVS_DP_ATTR_PER_CPU_PIDS,
+                             b"".join(p.to_bytes(4, "little") for p in pids)))
+        return b"".join(parts)
+
+    # --------------------------------------------------------- packet path
+    def receive(self, data, vport):
+        """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
+
+        The vport's I/O side has counted it in the port's statistics.
+        """
+        key = self.module.extract(data, vport.key_meta)
+        self.process(data, key, vport, None)
+
+    def receive_batch(self, frames, vport):
+        """Many frames from one port; the same path as :meth:`receive`, amortized."""
+        extract = self.module.extract
+        emc = self.table.emc
+        now = _monotonic_ns() // 1_000_000
+        meta = vport.key_meta
+        ports = self.ports
+        hits = 0
+        for data in frames:
+            key = extract(data, meta)
+            flow = emc.get(key)
+            if flow is None:
+                self.process(data, key, vport, None, now)
+                continue
+            hits += 1
+            flow.packets += 1
+            flow.bytes += len(data)
+            flow.used = now
+            flow.tcp_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
+            outs = flow.outputs
+            if outs is not None:
+                for p in outs:
+                    v = ports.get(p)
+                    if v is not None:
+                        v.output(data)
+                    else:
+                        self.drop_reasons["no_port"] += 1
+            else:
+                self.module.execute_actions(self, Skb(data, vport), key, flow.acts)
+        self.n_hit += hits
+        self.n_mask_hit += hits
+        self.n_cache_hit += hits
+
+    def process(self, data, key, vport, skb, now=None):
+        """ovs_dp_process_packet(): look up ``key`` and act, or send a MISS upcall.
+
+        ``skb`` is None on the receive path (built only if needed).
+        """
+        table = self.table
+        flow = table.emc.get(key)
+        if flow is not None:
+            self.n_mask_hit += 1
+            self.n_cache_hit += 1
+        else:
+            h = self.module.packet_hash(key) if skb is None or not skb.hash else skb.hash
+            flow, mask_hit, cache_hit = table.lookup_stats(key, h)
+            self.n_mask_hit += mask_hit
+            self.n_cache_hit += cache_hit
+            if flow is None:
+                self.n_missed += 1
+                if skb is None:
+                    skb = Skb(data, vport)
+                if not skb.hash:
+                    skb.hash = h
+                    skb.sw_hash = True
+                    skb.l4_hash = self.module.has_l4(key)
+                self.miss(skb, key)
+                return
+            if len(table.emc) >= 8192:
+                table.emc.clear()
+            table.emc[key] = flow
+        self.n_hit += 1
+        flow.packets += 1
+        flow.bytes += len(data)
+        flow.used = now if now is not None else _monotonic_ns() // 1_000_000
+        flow.tcp_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
+        outs = flow.outputs
+        if outs is not None and skb is None:
+            ports = self.ports
+            for p in outs:
+                v = ports.get(p)
+                if v is not None:
+                    v.output(data)
+                else:
+                    self.drop_reasons["no_port"] += 1
+            return
+        if skb is None:
+            skb = Skb(data, vport)
+        self.module.execute_actions(self, skb, key, flow.acts)
+
+    def recirc(self, skb, key):
+        """RECIRC: ovs_dp_process_packet() again with the new key."""
+        self.process(skb.data, key, skb.input_vport, skb)
+
+    def drop(self, skb, reason):
+        self.drop_reasons[reason] += 1
+
+    # -------------------------------------------------------------- upcalls
+    def miss(self, skb, key):
+        """Send an OVS_PACKET_CMD_MISS upcall for ``skb``."""
+        vport = skb.input_vport
+        pid = skb.upcall_pid
+        if not pid:
+            if self.user_features & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU:
+                pid = self.get_upcall_portid(skb.hash % _NR_CPUS)
+            elif vport is not None:
+                pid = vport.find_upcall_portid(skb.hash)
+        self.upcall(skb, key, U.OVS_PACKET_CMD_MISS, pid)
+
+    def get_upcall_portid(self, cpu):
+        """ovs_dp_get_upcall_portid()."""
+        pids = self.per_cpu_pids
+        if not pids:
+            return 0
+        return pids[cpu % len(pids)]
+
+    def upcall(self, skb, key, cmd, portid, userdata=None, actions=None,
+               egress_tun_info=None, cutlen=0):
+        """ovs_dp_upcall(): queue the packet to a userspace port id.
+
+        Returns 0 or a positive errno; a failure counts n_lost, and for MISS
+        and ACTION the input port's upcall FAIL counter (SUCCESS otherwise).
+        """
+        if portid == 0:
+            err = errno.ENOTCONN
+        else:
+            err = self._queue_userspace_packet(skb, key, cmd, portid, userdata, actions,
+                                               egress_tun_info, cutlen)
+        if err:
+            self.n_lost += 1
+        vport = skb.input_vport
+        if vport is not None and cmd in (U.OVS_PACKET_CMD_MISS, U.OVS_PACKET_CMD_ACTION):
+            if err:
+                vport.upcall_fail += 1
+            else:
+                vport.upcall_success += 1
+        return err
+
+    def _queue_userspace_packet(self, skb, key, cmd, portid, userdata, actions,
+                                egress_tun_info, cutlen):
+        module = self.module
+        dp_ifindex = self.ifindex
+        if not dp_ifindex:
+            return errno.ENODEV
+        data = skb.data
+        if len(data) > _MAX_UPCALL_PACKET:
+            return errno.EFBIG
+        parts = [nla_nest(U.OVS_PACKET_ATTR_KEY, module.put_key(key, key, False))]
+        if userdata is not None:
+            parts.append(nla(U.OVS_PACKET_ATTR_USERDATA, userdata))
+        if egress_tun_info is not None:
+            parts.append(nla_nest(U.OVS_PACKET_ATTR_EGRESS_TUN_KEY,
+                                  module.put_tunnel_info(egress_tun_info)))
+        if actions:
+            parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS, module.put_actions(actions)))
+        if skb.mru:
+            parts.append(nla_u16(U.OVS_PACKET_ATTR_MRU, skb.mru))
+        if cutlen > 0:
+            parts.append(nla_u32(U.OVS_PACKET_ATTR_LEN, len(data)))
+        h = skb.hash
+        if skb.sw_hash:
+            h |= U.OVS_PACKET_HASH_SW_BIT
+        if skb.l4_hash:
+            h |= U.OVS_PACKET_HASH_L4_BIT
+        parts.append(nla_u64(U.OVS_PACKET_ATTR_HASH, h))
+        pkt = bytes(data[:len(data) - cutlen]) if cutlen else bytes(data)
+        if self.user_features & U.OVS_DP_F_UNALIGNED:
+            parts.append((len(pkt) + 4).to_bytes(2, "little")
+                         + U.OVS_PACKET_ATTR_PACKET.to_bytes(2, "little") + pkt)
+        else:
+            parts.append(nla(U.OVS_PACKET_ATTR_PACKET, pkt))
+        body = U.OVS_HEADER.pack(dp_ifindex) + b"".join(parts)
+        msg = module.packet_family.message(cmd, 0, 0, 0, body)
+        return module.unicast(portid, msg, "upcall")
