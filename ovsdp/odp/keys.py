@@ -1,0 +1,1381 @@
+"""Flow keys and masks: OVS_KEY_ATTR_* attributes <-> text.
+
+Mirrors lib/odp-util.c: :func:`format_key` is ``odp_flow_format()`` (and,
+with no mask, ``odp_flow_key_format()``), :func:`parse_key` is
+``odp_flow_from_string()``.  Keys and masks are the raw payloads of
+OVS_FLOW_ATTR_KEY / OVS_FLOW_ATTR_MASK: a stream of netlink attributes.
+"""
+
+import struct
+
+from .. import uapi as U
+from ..netlink.attr import iter_attrs, nla, nla_nest
+from ._util import (
+    DELIMITERS,
+    Cursor,
+    OdpParseError,
+    _Fail,
+    chomp,
+    fmt_eth,
+    fmt_hex_x,
+    fmt_in6,
+    fmt_ip,
+    format_flags,
+    format_flags_masked,
+    is_all,
+    put_hex,
+    scan_flags,
+    scan_int_string,
+    scan_masked_eth,
+    scan_masked_in6,
+    scan_masked_ipv4,
+    scan_masked_uint,
+    scan_name,
+    scan_uint,
+    spaced_hex,
+)
+
+MAX_ODP_NESTED = 32
+NLA_TYPE_MASK = U.NLA_TYPE_MASK
+
+# ----------------------------------------------------------------- tables
+KEY_NAMES = {
+    U.OVS_KEY_ATTR_UNSPEC: "unspec",
+    U.OVS_KEY_ATTR_ENCAP: "encap",
+    U.OVS_KEY_ATTR_PRIORITY: "skb_priority",
+    U.OVS_KEY_ATTR_SKB_MARK: "skb_mark",
+    U.OVS_KEY_ATTR_CT_STATE: "ct_state",
+    U.OVS_KEY_ATTR_CT_ZONE: "ct_zone",
+    U.OVS_KEY_ATTR_CT_MARK: "ct_mark",
+    U.OVS_KEY_ATTR_CT_LABELS: "ct_label",
+    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4: "ct_tuple4",
+    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6: "ct_tuple6",
+    U.OVS_KEY_ATTR_TUNNEL: "tunnel",
+    U.OVS_KEY_ATTR_IN_PORT: "in_port",
+    U.OVS_KEY_ATTR_ETHERNET: "eth",
+    U.OVS_KEY_ATTR_VLAN: "vlan",
+    U.OVS_KEY_ATTR_ETHERTYPE: "eth_type",
+    U.OVS_KEY_ATTR_IPV4: "ipv4",
+    U.OVS_KEY_ATTR_IPV6: "ipv6",
+    U.OVS_KEY_ATTR_TCP: "tcp",
+    U.OVS_KEY_ATTR_TCP_FLAGS: "tcp_flags",
+    U.OVS_KEY_ATTR_UDP: "udp",
+    U.OVS_KEY_ATTR_SCTP: "sctp",
+    U.OVS_KEY_ATTR_ICMP: "icmp",
+    U.OVS_KEY_ATTR_ICMPV6: "icmpv6",
+    U.OVS_KEY_ATTR_ARP: "arp",
+    U.OVS_KEY_ATTR_ND: "nd",
+    U.OVS_KEY_ATTR_ND_EXTENSIONS: "nd_ext",
+    U.OVS_KEY_ATTR_MPLS: "mpls",
+    U.OVS_KEY_ATTR_DP_HASH: "dp_hash",
+    U.OVS_KEY_ATTR_RECIRC_ID: "recirc_id",
+    U.OVS_KEY_ATTR_PACKET_TYPE: "packet_type",
+    U.OVS_KEY_ATTR_NSH: "nsh",
+}
+
+NESTED = -3
+VARIABLE = -2
+
+# ovs_flow_key_attr_lens (lib/odp-util.c); types not listed are unknown.
+KEY_LENS = {
+    U.OVS_KEY_ATTR_ENCAP: NESTED,
+    U.OVS_KEY_ATTR_PRIORITY: 4,
+    U.OVS_KEY_ATTR_SKB_MARK: 4,
+    U.OVS_KEY_ATTR_DP_HASH: 4,
+    U.OVS_KEY_ATTR_RECIRC_ID: 4,
+    U.OVS_KEY_ATTR_TUNNEL: NESTED,
+    U.OVS_KEY_ATTR_IN_PORT: 4,
+    U.OVS_KEY_ATTR_ETHERNET: 12,
+    U.OVS_KEY_ATTR_VLAN: 2,
+    U.OVS_KEY_ATTR_ETHERTYPE: 2,
+    U.OVS_KEY_ATTR_MPLS: VARIABLE,
+    U.OVS_KEY_ATTR_IPV4: 12,
+    U.OVS_KEY_ATTR_IPV6: 40,
+    U.OVS_KEY_ATTR_TCP: 4,
+    U.OVS_KEY_ATTR_TCP_FLAGS: 2,
+    U.OVS_KEY_ATTR_UDP: 4,
+    U.OVS_KEY_ATTR_SCTP: 4,
+    U.OVS_KEY_ATTR_ICMP: 2,
+    U.OVS_KEY_ATTR_ICMPV6: 2,
+    U.OVS_KEY_ATTR_ARP: 24,
+    U.OVS_KEY_ATTR_ND: 28,
+    U.OVS_KEY_ATTR_ND_EXTENSIONS: 8,
+    U.OVS_KEY_ATTR_CT_STATE: 4,
+    U.OVS_KEY_ATTR_CT_ZONE: 2,
+    U.OVS_KEY_ATTR_CT_MARK: 4,
+    U.OVS_KEY_ATTR_CT_LABELS: 16,
+    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4: 16,
+    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6: 40,
+    U.OVS_KEY_ATTR_PACKET_TYPE: 4,
+    U.OVS_KEY_ATTR_NSH: NESTED,
+}
+
+TUN_LENS = {
+    U.OVS_TUNNEL_KEY_ATTR_ID: 8,
+    U.OVS_TUNNEL_KEY_ATTR_IPV4_SRC: 4,
+    U.OVS_TUNNEL_KEY_ATTR_IPV4_DST: 4,
+    U.OVS_TUNNEL_KEY_ATTR_TOS: 1,
+    U.OVS_TUNNEL_KEY_ATTR_TTL: 1,
+    U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT: 0,
+    U.OVS_TUNNEL_KEY_ATTR_CSUM: 0,
+    U.OVS_TUNNEL_KEY_ATTR_OAM: 0,
+    U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS: VARIABLE,
+    U.OVS_TUNNEL_KEY_ATTR_TP_SRC: 2,
+    U.OVS_TUNNEL_KEY_ATTR_TP_DST: 2,
+    U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS: NESTED,
+    U.OVS_TUNNEL_KEY_ATTR_IPV6_SRC: 16,
+    U.OVS_TUNNEL_KEY_ATTR_IPV6_DST: 16,
+    U.OVS_TUNNEL_KEY_ATTR_PAD: 0,
+    U.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS: VARIABLE,
+    U.OVS_TUNNEL_KEY_ATTR_IPV4_INFO_BRIDGE: 0,
+}
+
+VXLAN_LENS = {U.OVS_VXLAN_EXT_GBP: 4}
+NSH_LENS = {U.OVS_NSH_KEY_ATTR_BASE: 8, U.OVS_NSH_KEY_ATTR_MD1: 16,
+            U.OVS_NSH_KEY_ATTR_MD2: VARIABLE}
+
+# Flag bits of struct flow_tnl (lib/packets.h) used by the text form.
+FLOW_TNL_F_OAM = 1 << 0
+FLOW_TNL_F_DONT_FRAGMENT = 1 << 1
+FLOW_TNL_F_CSUM = 1 << 2
+FLOW_TNL_F_KEY = 1 << 3
+FLOW_TNL_F_MASK = 0xF
+
+_TUN_FLAG_NAMES = {FLOW_TNL_F_DONT_FRAGMENT: "df", FLOW_TNL_F_CSUM: "csum",
+                   FLOW_TNL_F_KEY: "key", FLOW_TNL_F_OAM: "oam"}
+_CT_STATE_NAMES = {U.OVS_CS_F_REPLY_DIR: "rpl", U.OVS_CS_F_TRACKED: "trk",
+                   U.OVS_CS_F_NEW: "new", U.OVS_CS_F_ESTABLISHED: "est",
+                   U.OVS_CS_F_RELATED: "rel", U.OVS_CS_F_INVALID: "inv",
+                   U.OVS_CS_F_SRC_NAT: "snat", U.OVS_CS_F_DST_NAT: "dnat"}
+_TCP_FLAG_NAMES = {0x001: "fin", 0x002: "syn", 0x004: "rst", 0x008: "psh",
+                   0x010: "ack", 0x020: "urg", 0x040: "ece", 0x080: "cwr",
+                   0x100: "ns", 0x200: "[200]", 0x400: "[400]", 0x800: "[800]"}
+CT_STATE_ALLOWED = 0xFF
+TCP_FLAGS_MASK = 0x0FFF
+
+tun_flag_to_string = _TUN_FLAG_NAMES.get
+ct_state_to_string = _CT_STATE_NAMES.get
+tcp_flag_to_string = _TCP_FLAG_NAMES.get
+
+VLAN_CFI = 0x1000
+VLAN_VID_MASK = 0x0FFF
+VLAN_PCP_SHIFT = 13
+_FRAG_NAMES = {U.OVS_FRAG_TYPE_NONE: "no", U.OVS_FRAG_TYPE_FIRST: "first",
+               U.OVS_FRAG_TYPE_LATER: "later"}
+_FRAG_BY_NAME = {v: k for k, v in _FRAG_NAMES.items()}
+
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_BE16 = struct.Struct("!H")
+_BE32 = struct.Struct("!I")
+_BE64 = struct.Struct("!Q")
+
+
+def _attrs(buf):
+    """[(type, payload)] of a netlink attribute stream, plus leftover bytes."""
+    out = []
+    off = 0
+    for raw, payload, off_ in iter_attrs(buf):
+        out.append((raw & NLA_TYPE_MASK, payload))
+        off = off_ + ((4 + len(payload) + 3) & ~3)
+    return out, buf[off:] if off < len(buf) else b""
+
+
+def _find(buf, atype):
+    """nl_attr_find__(): the payload of the first ``atype`` in ``buf``."""
+    if not buf:
+        return None
+    for raw, payload, _ in iter_attrs(buf):
+        if raw & NLA_TYPE_MASK == atype:
+            return payload
+    return None
+
+
+# --------------------------------------------------------------- formatting
+def _f_u(name, v, m, full, verbose, hexfmt=False):
+    """format_u8u/format_be16/...: ``name=value[/mask],`` or nothing."""
+    if verbose or m is None or m:
+        s = f"{name}={fmt_hex_x(v) if hexfmt else v}"
+        if m is not None and m != full:
+            s += "/" + fmt_hex_x(m)
+        return s + ","
+    return ""
+
+
+def _f_be64(name, v, m, verbose):
+    if verbose or m is None or m:
+        s = f"{name}=0x{v:x}"
+        if m is not None and m != 0xFFFFFFFFFFFFFFFF:
+            s += "/" + fmt_hex_x(m)
+        return s + ","
+    return ""
+
+
+def _f_ipv4(name, v, m, verbose):
+    if verbose or m is None or any(m):
+        s = f"{name}={fmt_ip(v)}"
+        if m is not None and m != b"\xff" * 4:
+            s += "/" + fmt_ip(m)
+        return s + ","
+    return ""
+
+
+def _f_in6(name, v, m, verbose):
+    if verbose or m is None or any(m):
+        s = f"{name}={fmt_in6(v)}"
+        if m is not None and m != b"\xff" * 16:
+            s += "/" + fmt_in6(m)
+        return s + ","
+    return ""
+
+
+def _f_eth(name, v, m, verbose):
+    if verbose or m is None or any(m):
+        s = f"{name}={fmt_eth(v)}"
+        if m is not None and m != b"\xff" * 6:
+            s += "/" + fmt_eth(m)
+        return s + ","
+    return ""
+
+
+def _f_label(name, v, m, verbose):
+    if verbose or m is None or m:
+        s = f"{name}={fmt_hex_x(v)}"
+        if m is not None and (m & 0xFFFFF) != 0xFFFFF:
+            s += "/" + fmt_hex_x(m)
+        return s + ","
+    return ""
+
+
+def _f_frag(name, v, m):
+    if m is not None and m not in (0, 0xFF):
+        return f"error: partial mask not supported for frag ({fmt_hex_x(m)}),"
+    if m is None or m:
+        return f"{name}={_FRAG_NAMES.get(v, '<error>')},"
+    return ""
+
+
+def _f_tun_flags(flags, mask, verbose):
+    if verbose or mask is None or mask:
+        if mask is not None:
+            body = format_flags_masked(tun_flag_to_string, flags,
+                                       mask & FLOW_TNL_F_MASK, FLOW_TNL_F_MASK)
+        else:
+            body = format_flags(tun_flag_to_string, flags, "|")
+        return f"flags({body}),"
+    return ""
+
+
+def format_vlan_tci(tci, mask, verbose):
+    out = ""
+    vid, vid_m = tci & VLAN_VID_MASK, mask & VLAN_VID_MASK
+    pcp, pcp_m = tci >> VLAN_PCP_SHIFT, mask >> VLAN_PCP_SHIFT
+    if verbose or vid or vid_m:
+        out += f"vid={vid}"
+        if vid_m != VLAN_VID_MASK:
+            out += f"/0x{vid_m:x}"
+        out += ","
+    if verbose or pcp or pcp_m:
+        out += f"pcp={pcp}"
+        if pcp_m != 7:
+            out += f"/0x{pcp_m:x}"
+        out += ","
+    if not tci & VLAN_CFI:
+        out += "cfi=0,"
+    return chomp(out)
+
+
+def format_mpls_lse(lse):
+    return (f"label={lse >> 12},tc={(lse >> 9) & 7},ttl={lse & 0xFF},"
+            f"bos={(lse >> 8) & 1}")
+
+
+def _format_mpls(key, mask):
+    out = []
+    for i in range(0, len(key), 4):
+        k = _BE32.unpack_from(key, i)[0]
+        if mask is None:
+            out.append(format_mpls_lse(k))
+        else:
+            m = _BE32.unpack_from(mask, i)[0]
+            out.append(f"label={k >> 12}/0x{m >> 12:x},tc={(k >> 9) & 7}/{(m >> 9) & 7:x},"
+                       f"ttl={k & 0xFF}/0x{m & 0xFF:x},bos={(k >> 8) & 1}/{(m >> 8) & 1:x}")
+    return ",".join(out)
+
+
+def _le128(b):
+    """A ct label as printed: the 16 bytes read as a little-endian u128."""
+    return bytes(reversed(b))
+
+
+def format_u128(value, mask, verbose):
+    """format_u128(): value bytes as stored in the attribute (LE u128)."""
+    if verbose or (mask is not None and any(mask)):
+        s = put_hex(_le128(value))
+        if mask is not None and not is_all(mask, 0xFF):
+            s += "/" + put_hex(_le128(mask))
+        return s
+    return ""
+
+
+def _mask_is_constant(atype, mask, c):
+    """odp_mask_is_constant__() for c in (0, -1)."""
+    b = 0 if c == 0 else 0xFF
+    if atype in (U.OVS_KEY_ATTR_UNSPEC, U.OVS_KEY_ATTR_ENCAP) or atype not in KEY_LENS:
+        return False
+    if atype == U.OVS_KEY_ATTR_TCP_FLAGS:
+        return (_BE16.unpack(mask)[0] & TCP_FLAGS_MASK) == (TCP_FLAGS_MASK if c else 0)
+    if atype == U.OVS_KEY_ATTR_IPV6:
+        label = _BE32.unpack_from(mask, 32)[0] & 0xFFFFF
+        return (label == (0xFFFFF if c else 0) and is_all(mask[36:40], b)
+                and is_all(mask[0:32], b))
+    if atype == U.OVS_KEY_ATTR_ARP:
+        return is_all(mask[:22], b)
+    if atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4:
+        return is_all(mask[:13], b)
+    if atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6:
+        return is_all(mask[:37], b)
+    return is_all(mask, b)
+
+
+def _mask_is_exact(atype, mask):
+    return _mask_is_constant(atype, mask, -1)
+
+
+def _mask_is_wildcard(atype, mask):
+    return _mask_is_constant(atype, mask, 0)
+
+
+def _wildcard_mask(atype, payload, lens):
+    """generate_all_wildcard_mask(): zeros shaped like the key attribute."""
+    if lens.get(atype) != NESTED:
+        return bytes(len(payload))
+    sub = {U.OVS_KEY_ATTR_TUNNEL: TUN_LENS, U.OVS_KEY_ATTR_NSH: NSH_LENS}.get(atype)
+    if lens is TUN_LENS and atype == U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS:
+        sub = VXLAN_LENS
+    if sub is None:
+        sub = lens
+    return b"".join(nla(t, _wildcard_mask(t, p, sub)) for t, p in _attrs(payload)[0])
+
+
+def _check_len(atype, key, mask, lens):
+    """check_attr_len(): None if fine, else the text OVS prints."""
+    exp = lens.get(atype)
+    if exp is None or exp in (VARIABLE, NESTED):
+        # Unknown types are printed generically as keyN(...).
+        return None
+    bad_key = len(key) != exp
+    bad_mask = mask is not None and len(mask) != exp
+    if not (bad_key or bad_mask):
+        return None
+    s = f"key{atype}"
+    if bad_key:
+        s += f"(bad key length {len(key)}, expected {exp})("
+    s += spaced_hex(key)
+    if mask is not None:
+        s += "/"
+        if bad_mask:
+            s += f"(bad mask length {len(mask)}, expected {exp})("
+        s += spaced_hex(mask)
+    return s + ")"
+
+
+def _format_unknown(atype, key, mask):
+    s = f"key{atype}({spaced_hex(key)}"
+    if mask is not None and not is_all(mask, 0xFF):
+        s += "/" + spaced_hex(mask)
+    return s + ")"
+
+
+def _format_vxlan_opts(key, mask, verbose):
+    out = ""
+    for t, p in _attrs(key)[0]:
+        m = None
+        if mask is not None:
+            m = _find(mask, t)
+            if m is None:
+                m = bytes(len(p))
+        bad = _check_len(t, p, m, VXLAN_LENS)
+        if bad is not None:
+            out += bad
+            continue
+        if t == U.OVS_VXLAN_EXT_GBP:
+            k = _U32.unpack(p)[0]
+            mm = _U32.unpack(m)[0] if m is not None else None
+            s = "gbp("
+            s += _f_u("id", k & 0xFFFF, None if mm is None else mm & 0xFFFF, 0xFFFF, verbose)
+            s += _f_u("flags", (k >> 16) & 0xFF, None if mm is None else (mm >> 16) & 0xFF,
+                      0xFF, verbose, hexfmt=True)
+            out += chomp(s) + "),"
+        else:
+            out += _format_unknown(t, p, m) + ","
+    return chomp(out)
+
+
+def _format_erspan(key, mask, verbose):
+    key = key.ljust(12, b"\0")
+    ver = key[0]
+    s = f"ver={ver}"
+    if mask is not None:
+        mask = mask.ljust(12, b"\0")
+        if mask[0] != 0xFF:
+            s += "/" + fmt_hex_x(mask[0])
+    s += ","
+    if ver == 1:
+        idx = _BE32.unpack_from(key, 4)[0]
+        if mask is not None:
+            s += f"idx={fmt_hex_x(idx)}/{fmt_hex_x(_BE32.unpack_from(mask, 4)[0])},"
+        else:
+            s += f"idx={fmt_hex_x(idx)},"
+    elif ver == 2:
+        b, mb = key[11], (mask[11] if mask is not None else None)
+        # dir is a one-bit field: a set mask bit means exact.
+        s += _f_u("dir", (b >> 3) & 1, None if mb is None else 0xFF * ((mb >> 3) & 1), 0xFF,
+                  verbose)
+        s += _f_u("hwid", b >> 4, None if mb is None else mb >> 4, 0xFF, verbose, hexfmt=True)
+    return chomp(s)
+
+
+def format_geneve_opts(opts, mask, verbose):
+    out = ""
+    i = 0
+    n = len(opts)
+    while n - i > 0:
+        if n - i < 4:
+            return out + f"opt len {n - i} less than minimum 4"
+        data_len = (opts[i + 3] & 0x1F) * 4
+        length = 4 + data_len
+        if length > n - i:
+            return out + f"opt len {length} greater than remaining {n - i}"
+        cls = _BE16.unpack_from(opts, i)[0]
+        typ = opts[i + 2]
+        if mask is not None:
+            mcls = _BE16.unpack_from(mask, i)[0]
+            mtyp = mask[i + 2]
+            mlen = 0xFF if (mask[i + 3] & 0x1F) == 0x1F else mask[i + 3] & 0x1F
+        else:
+            mcls = mtyp = mlen = None
+        s = "{"
+        s += _f_u("class", cls, mcls, 0xFFFF, verbose, hexfmt=True)
+        s += _f_u("type", typ, mtyp, 0xFF, verbose, hexfmt=True)
+        s += _f_u("len", data_len, mlen, 0xFF, verbose)
+        data = opts[i + 4:i + length]
+        mdata = mask[i + 4:i + length] if mask is not None else None
+        if data_len and (verbose or mdata is None or any(mdata)):
+            s += put_hex(data)
+            if mdata is not None and not is_all(mdata, 0xFF):
+                s += "/" + put_hex(mdata)
+        else:
+            s = chomp(s)
+        out += s + "}"
+        i += length
+    return out
+
+
+def _format_tunnel(key, mask, verbose):
+    out = ""
+    flags = mask_flags = 0
+    for t, p in _attrs(key)[0]:
+        m = None
+        if mask is not None:
+            m = _find(mask, t)
+            if m is None:
+                m = _wildcard_mask(t, p, TUN_LENS)
+        bad = _check_len(t, p, m, TUN_LENS)
+        if bad is not None:
+            out += bad
+            continue
+        if t == U.OVS_TUNNEL_KEY_ATTR_ID:
+            out += _f_be64("tun_id", _BE64.unpack(p)[0],
+                           None if m is None else _BE64.unpack(m)[0], verbose)
+            flags |= FLOW_TNL_F_KEY
+            if m is not None:
+                mask_flags |= FLOW_TNL_F_KEY
+        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV4_SRC:
+            out += _f_ipv4("src", p, m, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV4_DST:
+            out += _f_ipv4("dst", p, m, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV6_SRC:
+            out += _f_in6("ipv6_src", p, m, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV6_DST:
+            out += _f_in6("ipv6_dst", p, m, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_TOS:
+            out += _f_u("tos", p[0], None if m is None else m[0], 0xFF, verbose, hexfmt=True)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_TTL:
+            out += _f_u("ttl", p[0], None if m is None else m[0], 0xFF, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT:
+            flags |= FLOW_TNL_F_DONT_FRAGMENT
+        elif t == U.OVS_TUNNEL_KEY_ATTR_CSUM:
+            flags |= FLOW_TNL_F_CSUM
+        elif t == U.OVS_TUNNEL_KEY_ATTR_OAM:
+            flags |= FLOW_TNL_F_OAM
+        elif t == U.OVS_TUNNEL_KEY_ATTR_TP_SRC:
+            out += _f_u("tp_src", _BE16.unpack(p)[0],
+                        None if m is None else _BE16.unpack(m)[0], 0xFFFF, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_TP_DST:
+            out += _f_u("tp_dst", _BE16.unpack(p)[0],
+                        None if m is None else _BE16.unpack(m)[0], 0xFFFF, verbose)
+        elif t == U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS:
+            out += "vxlan(" + _format_vxlan_opts(p, m, verbose) + "),"
+        elif t == U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS:
+            if m is not None and len(m) != len(p):
+                out += f"geneve(value len {len(p)} different from mask len {len(m)}),"
+            else:
+                out += "geneve(" + format_geneve_opts(p, m, verbose) + "),"
+        elif t == U.OVS_TUNNEL_KEY_ATTR_PAD:
+            pass
+        elif t == U.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS:
+            out += "erspan(" + _format_erspan(p, m, verbose) + "),"
+        else:
+            out += _format_unknown(t, p, m) + ","
+    if mask is not None:
+        for t, _p in _attrs(mask)[0]:
+            if t == U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT:
+                mask_flags |= FLOW_TNL_F_DONT_FRAGMENT
+            elif t == U.OVS_TUNNEL_KEY_ATTR_CSUM:
+                mask_flags |= FLOW_TNL_F_CSUM
+            elif t == U.OVS_TUNNEL_KEY_ATTR_OAM:
+                mask_flags |= FLOW_TNL_F_OAM
+    out += _f_tun_flags(flags, mask_flags if mask is not None else None, verbose)
+    return chomp(out)
+
+
+def _nsh_fields(key, mask):
+    """(nsh, nsh_mask) dicts as format_odp_nsh_attr() collects them."""
+    k = dict(flags=0, ttl=0, mdtype=0, np=0, path=0, ctx=[0, 0, 0, 0])
+    m = dict(flags=0xFF, ttl=0xFF, mdtype=0xFF, np=0xFF, path=0xFFFFFFFF,
+             ctx=[0xFFFFFFFF] * 4)
+    for t, p in _attrs(key)[0]:
+        mp = _find(mask, t) if mask is not None else None
+        if _check_len(t, p, mp, NSH_LENS) is not None:
+            continue
+        if t == U.OVS_NSH_KEY_ATTR_BASE:
+            k.update(zip(("flags", "ttl", "mdtype", "np", "path"),
+                         U.OVS_KEY_NSH_BASE.unpack(p), strict=True))
+            if mp is not None:
+                m.update(zip(("flags", "ttl", "mdtype", "np", "path"),
+                             U.OVS_KEY_NSH_BASE.unpack(mp), strict=True))
+        elif t == U.OVS_NSH_KEY_ATTR_MD1:
+            k["ctx"] = list(U.OVS_KEY_NSH_MD1.unpack(p))
+            if mp is not None:
+                m["ctx"] = list(U.OVS_KEY_NSH_MD1.unpack(mp))
+    return k, m
+
+
+def _u8_masked(name, v, m):
+    if not m:
+        return None
+    return f"{name}={v}" if m == 0xFF else f"{name}=0x{v:02x}/0x{m:02x}"
+
+
+def _be32_masked(name, v, m):
+    if not m:
+        return None
+    return f"{name}=0x{v:x}" if m == 0xFFFFFFFF else f"{name}=0x{v:x}/0x{m:08x}"
+
+
+def format_nsh_key(k):
+    s = (f"flags={k['flags']},ttl={k['ttl']},mdtype={k['mdtype']},np={k['np']},"
+         f"spi=0x{k['path'] >> 8:x},si={k['path'] & 0xFF}")
+    if k["mdtype"] == 1:
+        s += "".join(f",c{i + 1}=0x{c:x}" for i, c in enumerate(k["ctx"]))
+    return s
+
+
+def format_nsh_key_mask(k, m):
+    spi_m = m["path"] >> 8
+    if spi_m == 0xFFFFFF:
+        spi_m = 0xFFFFFFFF
+    parts = [
+        _u8_masked("flags", k["flags"], m["flags"]),
+        _u8_masked("ttl", k["ttl"], m["ttl"]),
+        _u8_masked("mdtype", k["mdtype"], m["mdtype"]),
+        _u8_masked("np", k["np"], m["np"]),
+        _be32_masked("spi", k["path"] >> 8, spi_m),
+        _u8_masked("si", k["path"] & 0xFF, m["path"] & 0xFF),
+    ]
+    parts += [_be32_masked(f"c{i + 1}", k["ctx"][i], m["ctx"][i]) for i in range(4)]
+    return ",".join(p for p in parts if p is not None)
+
+
+def format_key_attr(atype, key, mask, verbose, port_names=None):
+    """format_odp_key_attr(): one attribute as ``name(...)``."""
+    bad = _check_len(atype, key, mask, KEY_LENS)
+    if bad is not None:
+        return bad
+    return _format_key_attr(atype, key, mask, verbose, port_names)
+
+
+def _format_key_attr(atype, key, mask, verbose, port_names):
+    name = KEY_NAMES.get(atype)
+    if name is None or atype == U.OVS_KEY_ATTR_UNSPEC:
+        return _format_unknown(atype, key, mask)
+    ma = mask
+    exact = True if ma is None else _mask_is_exact(atype, ma)
+    body = ""
+    if atype == U.OVS_KEY_ATTR_ENCAP:
+        if ma is not None and ma and key:
+            body = _format_flow(key, ma, verbose, None)
+        elif key:
+            body = _format_flow(key, None, verbose, None)
+    elif atype in (U.OVS_KEY_ATTR_PRIORITY, U.OVS_KEY_ATTR_SKB_MARK,
+                   U.OVS_KEY_ATTR_DP_HASH, U.OVS_KEY_ATTR_RECIRC_ID):
+        body = fmt_hex_x(_U32.unpack(key)[0])
+        if not exact:
+            body += "/" + fmt_hex_x(_U32.unpack(ma)[0])
+    elif atype in (U.OVS_KEY_ATTR_CT_MARK, U.OVS_KEY_ATTR_CT_ZONE):
+        st = _U32 if atype == U.OVS_KEY_ATTR_CT_MARK else _U16
+        if verbose or (ma is not None and any(ma)):
+            body = fmt_hex_x(st.unpack(key)[0])
+            if not exact:
+                body += "/" + fmt_hex_x(st.unpack(ma)[0])
+    elif atype == U.OVS_KEY_ATTR_CT_STATE:
+        v = _U32.unpack(key)[0]
+        mv = 0 if (ma is None or not any(ma)) else _U32.unpack(ma)[0]
+        if verbose:
+            body = fmt_hex_x(v)
+            if not exact:
+                body += "/" + fmt_hex_x(mv)
+        elif not exact:
+            body = format_flags_masked(ct_state_to_string, v, mv, 0xFFFFFFFF)
+        else:
+            body = format_flags(ct_state_to_string, v, "|")
+    elif atype == U.OVS_KEY_ATTR_CT_LABELS:
+        body = format_u128(key, ma, verbose)
+    elif atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4:
+        src, dst, sp, dp, proto = U.OVS_KEY_CT_TUPLE_IPV4.unpack(key)
+        mk = U.OVS_KEY_CT_TUPLE_IPV4.unpack(ma) if ma is not None else (None,) * 5
+        body = (_f_ipv4("src", key[0:4], None if ma is None else ma[0:4], verbose)
+                + _f_ipv4("dst", key[4:8], None if ma is None else ma[4:8], verbose)
+                + _f_u("proto", proto, mk[4], 0xFF, verbose)
+                + _f_u("tp_src", sp, mk[2], 0xFFFF, verbose)
+                + _f_u("tp_dst", dp, mk[3], 0xFFFF, verbose))
+        body = chomp(body)
+    elif atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6:
+        src, dst, sp, dp, proto = U.OVS_KEY_CT_TUPLE_IPV6.unpack(key)
+        mk = U.OVS_KEY_CT_TUPLE_IPV6.unpack(ma) if ma is not None else (None,) * 5
+        body = (_f_in6("src", src, mk[0], verbose) + _f_in6("dst", dst, mk[1], verbose)
+                + _f_u("proto", proto, mk[4], 0xFF, verbose)
+                + _f_u("src_port", sp, mk[2], 0xFFFF, verbose)
+                + _f_u("dst_port", dp, mk[3], 0xFFFF, verbose))
+        body = chomp(body)
+    elif atype == U.OVS_KEY_ATTR_TUNNEL:
+        body = _format_tunnel(key, ma, verbose)
+    elif atype == U.OVS_KEY_ATTR_IN_PORT:
+        port = _U32.unpack(key)[0]
+        if exact:
+            body = (port_names or {}).get(port) or str(port)
+        else:
+            body = f"{port}/{fmt_hex_x(_U32.unpack(ma)[0])}"
+    elif atype == U.OVS_KEY_ATTR_PACKET_TYPE:
+        v = _BE32.unpack(key)[0]
+        m = _BE32.unpack(ma)[0] if ma is not None else 0xFFFFFFFF
+        body = chomp(_f_u("ns", v >> 16, m >> 16, 0xFFFF, verbose)
+                     + _f_u("id", v & 0xFFFF, m & 0xFFFF, 0xFFFF, verbose, hexfmt=True))
+    elif atype == U.OVS_KEY_ATTR_ETHERNET:
+        body = chomp(_f_eth("src", key[0:6], None if ma is None else ma[0:6], verbose)
+                     + _f_eth("dst", key[6:12], None if ma is None else ma[6:12], verbose))
+    elif atype == U.OVS_KEY_ATTR_VLAN:
+        body = format_vlan_tci(_BE16.unpack(key)[0],
+                               _BE16.unpack(ma)[0] if ma is not None else 0xFFFF, verbose)
+    elif atype == U.OVS_KEY_ATTR_MPLS:
+        if not key or len(key) % 4:
+            return f"{name}((bad key length {len(key)}))"
+        if not exact:
+            if len(ma) != len(key):
+                return f"{name}((key length {len(key)} != mask length {len(ma)}))"
+            body = _format_mpls(key, ma)
+        else:
+            body = _format_mpls(key, None)
+    elif atype == U.OVS_KEY_ATTR_ETHERTYPE:
+        body = f"0x{_BE16.unpack(key)[0]:04x}"
+        if not exact:
+            body += f"/0x{_BE16.unpack(ma)[0]:04x}"
+    elif atype == U.OVS_KEY_ATTR_IPV4:
+        _s, _d, proto, tos, ttl, frag = U.OVS_KEY_IPV4.unpack(key)
+        mk = U.OVS_KEY_IPV4.unpack(ma) if ma is not None else (None,) * 6
+        body = chomp(_f_ipv4("src", key[0:4], None if ma is None else ma[0:4], verbose)
+                     + _f_ipv4("dst", key[4:8], None if ma is None else ma[4:8], verbose)
+                     + _f_u("proto", proto, mk[2], 0xFF, verbose)
+                     + _f_u("tos", tos, mk[3], 0xFF, verbose, hexfmt=True)
+                     + _f_u("ttl", ttl, mk[4], 0xFF, verbose)
+                     + _f_frag("frag", frag, mk[5]))
+    elif atype == U.OVS_KEY_ATTR_IPV6:
+        src, dst, label, proto, tclass, hlimit, frag = U.OVS_KEY_IPV6.unpack(key)
+        mk = U.OVS_KEY_IPV6.unpack(ma) if ma is not None else (None,) * 7
+        body = chomp(_f_in6("src", src, mk[0], verbose) + _f_in6("dst", dst, mk[1], verbose)
+                     + _f_label("label", label, mk[2], verbose)
+                     + _f_u("proto", proto, mk[3], 0xFF, verbose)
+                     + _f_u("tclass", tclass, mk[4], 0xFF, verbose, hexfmt=True)
+                     + _f_u("hlimit", hlimit, mk[5], 0xFF, verbose)
+                     + _f_frag("frag", frag, mk[6]))
+    elif atype in (U.OVS_KEY_ATTR_TCP, U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
+        sp, dp = U.OVS_KEY_TCP.unpack(key)
+        mk = U.OVS_KEY_TCP.unpack(ma) if ma is not None else (None, None)
+        body = chomp(_f_u("src", sp, mk[0], 0xFFFF, verbose)
+                     + _f_u("dst", dp, mk[1], 0xFFFF, verbose))
+    elif atype == U.OVS_KEY_ATTR_TCP_FLAGS:
+        v = _BE16.unpack(key)[0]
+        if not exact:
+            body = format_flags_masked(tcp_flag_to_string, v,
+                                       _BE16.unpack(ma)[0] & TCP_FLAGS_MASK, TCP_FLAGS_MASK)
+        else:
+            body = format_flags(tcp_flag_to_string, v, "|")
+    elif atype in (U.OVS_KEY_ATTR_ICMP, U.OVS_KEY_ATTR_ICMPV6):
+        body = chomp(_f_u("type", key[0], None if ma is None else ma[0], 0xFF, verbose)
+                     + _f_u("code", key[1], None if ma is None else ma[1], 0xFF, verbose))
+    elif atype == U.OVS_KEY_ATTR_ARP:
+        _sip, _tip, op, sha, tha = U.OVS_KEY_ARP.unpack(key)
+        mk = U.OVS_KEY_ARP.unpack(ma) if ma is not None else (None,) * 5
+        body = chomp(_f_ipv4("sip", key[0:4], None if ma is None else ma[0:4], verbose)
+                     + _f_ipv4("tip", key[4:8], None if ma is None else ma[4:8], verbose)
+                     + _f_u("op", op, mk[2], 0xFFFF, verbose)
+                     + _f_eth("sha", sha, mk[3], verbose)
+                     + _f_eth("tha", tha, mk[4], verbose))
+    elif atype == U.OVS_KEY_ATTR_ND:
+        target, sll, tll = U.OVS_KEY_ND.unpack(key)
+        mk = U.OVS_KEY_ND.unpack(ma) if ma is not None else (None,) * 3
+        body = chomp(_f_in6("target", target, mk[0], verbose)
+                     + _f_eth("sll", sll, mk[1], verbose)
+                     + _f_eth("tll", tll, mk[2], verbose))
+    elif atype == U.OVS_KEY_ATTR_ND_EXTENSIONS:
+        res, opt = struct.unpack_from("!IB", key)
+        mopt = ma[4] if ma is not None else None
+        body = chomp(f"nd_reserved=0x{res:x},"
+                     + _f_u("nd_options_type", opt, mopt, 0xFF, verbose))
+    elif atype == U.OVS_KEY_ATTR_NSH:
+        k, m = _nsh_fields(key, ma)
+        body = format_nsh_key_mask(k, m) if ma is not None else format_nsh_key(k)
+    return f"{name}({body})"
+
+
+def _format_flow(key, mask, verbose, port_names):
+    """odp_flow_format()."""
+    if not key:
+        return "<empty>"
+    attrs, leftover = _attrs(key)
+    out = []
+    has_ethtype = has_packet_type = False
+    for t, p in attrs:
+        ma = _find(mask, t) if mask else None
+        if _check_len(t, p, ma, KEY_LENS) is not None:
+            out.append(_check_len(t, p, ma, KEY_LENS))
+            continue
+        if t == U.OVS_KEY_ATTR_ETHERTYPE:
+            has_ethtype = True
+        elif t == U.OVS_KEY_ATTR_PACKET_TYPE:
+            has_packet_type = True
+        nested = KEY_LENS.get(t) == NESTED
+        wildcard = False
+        if mask:
+            wildcard = _mask_is_wildcard(t, ma) if ma is not None else True
+        if verbose or not wildcard or nested:
+            if wildcard and ma is None:
+                ma = _wildcard_mask(t, p, KEY_LENS)
+            out.append(_format_key_attr(t, p, ma, verbose, port_names))
+        elif t == U.OVS_KEY_ATTR_ETHERNET and not has_packet_type:
+            out.append("eth()")
+    s = ",".join(out)
+    if leftover:
+        if not attrs:
+            s += "<empty>"
+        s += f",***{len(leftover)} leftover bytes*** ({leftover.hex()})"
+    if not has_ethtype and mask:
+        ma = _find(mask, U.OVS_KEY_ATTR_ETHERTYPE)
+        if ma is not None and len(ma) == 2:
+            s += f",eth_type(0/0x{_BE16.unpack(ma)[0]:04x})"
+    return s
+
+
+def format_key(key, mask=None, *, verbose=False, port_names=None):
+    """Format flow key attributes (and optionally their mask) as text.
+
+    With a mask this is OVS's ``odp_flow_format()``: masks are printed only
+    when partial and fully wildcarded fields and attributes are left out
+    unless ``verbose``.  With ``mask=None`` the key is exact and every field
+    is printed, as ``odp_flow_key_format()`` (``ovstest test-odp
+    parse-keys``) does.  ``port_names`` maps port numbers to names for
+    ``in_port``.
+    """
+    key = bytes(key)
+    if mask is None:
+        return _format_flow(key, None, True, port_names)
+    return _format_flow(key, bytes(mask), verbose, port_names)
+
+
+# ------------------------------------------------------------------ parsing
+class _Ctx:
+    __slots__ = ("port_names", "depth")
+
+    def __init__(self, port_names):
+        self.port_names = port_names
+        self.depth = 0
+
+
+def _finish_fields(cur, fields, values, masks):
+    """The SCAN_BEGIN ... SCAN_FIELD ... SCAN_FINISH loop.
+
+    ``fields`` maps ``name=`` prefixes to a scanner(cur) -> (value, mask).
+    """
+    while True:
+        matched = False
+        for prefix, (fname, scanner) in fields.items():
+            if cur.accept(prefix):
+                v, m = scanner(cur)
+                values[fname] = v
+                masks[fname] = m
+                matched = True
+                break
+        c = cur.peek()
+        if matched and c == ",":
+            cur.i += 1
+            continue
+        if c == ")":
+            cur.i += 1
+            return
+        if matched:
+            cur.fail("expected ',' or ')'")
+        if c == ",":
+            cur.i += 1
+            if cur.peek() == ")":
+                cur.i += 1
+                return
+        name = scan_name(Cursor(cur.s, cur.i), ",)=(")
+        cur.fail(f"unknown field '{name}'" if name else "expected ')'")
+
+
+def _u(bits):
+    return lambda cur: scan_masked_uint(cur, bits)
+
+
+def _frag(cur):
+    s = cur.s
+    j = cur.i
+    while j < len(s) and "a" <= s[j] <= "z" and j - cur.i < 7:
+        j += 1
+    word = s[cur.i:j]
+    if word.lower() not in _FRAG_BY_NAME:
+        cur.fail("frag must be no, first or later")
+    cur.i = j
+    return _FRAG_BY_NAME[word.lower()], 0xFF
+
+
+def _label(cur):
+    v = scan_uint(cur, 0, 32, "label")
+    if v & ~0xFFFFF:
+        cur.fail("label out of range")
+    m = 0xFFFFF
+    if cur.accept("/"):
+        m = scan_uint(cur, 0, 32, "label mask")
+        if m & ~0xFFFFF:
+            cur.fail("label mask out of range")
+    return v, m
+
+
+_ipv4f = scan_masked_ipv4
+_in6f = scan_masked_in6
+_ethf = scan_masked_eth
+
+
+def _struct_attr(cur, atype, spec, pack):
+    values, masks = {}, {}
+    _finish_fields(cur, spec, values, masks)
+    k = pack({f: values.get(f) for f, _ in spec.values()})
+    m = pack({f: masks.get(f) for f, _ in spec.values()})
+    return nla(atype, k), nla(atype, m)
+
+
+def _z(v, n=None):
+    if v is None:
+        return 0 if n is None else bytes(n)
+    return v
+
+
+_SPECS = {
+    "eth": (U.OVS_KEY_ATTR_ETHERNET,
+            {"src=": ("src", _ethf), "dst=": ("dst", _ethf)},
+            lambda d: _z(d["src"], 6) + _z(d["dst"], 6)),
+    "ipv4": (U.OVS_KEY_ATTR_IPV4,
+             {"src=": ("src", _ipv4f), "dst=": ("dst", _ipv4f), "proto=": ("proto", _u(8)),
+              "tos=": ("tos", _u(8)), "ttl=": ("ttl", _u(8)), "frag=": ("frag", _frag)},
+             lambda d: _z(d["src"], 4) + _z(d["dst"], 4)
+             + bytes([_z(d["proto"]), _z(d["tos"]), _z(d["ttl"]), _z(d["frag"])])),
+    "ipv6": (U.OVS_KEY_ATTR_IPV6,
+             {"src=": ("src", _in6f), "dst=": ("dst", _in6f), "label=": ("label", _label),
+              "proto=": ("proto", _u(8)), "tclass=": ("tclass", _u(8)),
+              "hlimit=": ("hlimit", _u(8)), "frag=": ("frag", _frag)},
+             lambda d: U.OVS_KEY_IPV6.pack(_z(d["src"], 16), _z(d["dst"], 16), _z(d["label"]),
+                                           _z(d["proto"]), _z(d["tclass"]), _z(d["hlimit"]),
+                                           _z(d["frag"]))),
+    "ct_tuple4": (U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4,
+                  {"src=": ("src", _ipv4f), "dst=": ("dst", _ipv4f), "proto=": ("proto", _u(8)),
+                   "tp_src=": ("tp_src", _u(16)), "tp_dst=": ("tp_dst", _u(16))},
+                  lambda d: _z(d["src"], 4) + _z(d["dst"], 4)
+                  + struct.pack("!HHB3x", _z(d["tp_src"]), _z(d["tp_dst"]), _z(d["proto"]))),
+    "ct_tuple6": (U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6,
+                  {"src=": ("src", _in6f), "dst=": ("dst", _in6f), "proto=": ("proto", _u(8)),
+                   "tp_src=": ("tp_src", _u(16)), "tp_dst=": ("tp_dst", _u(16)),
+                   "src_port=": ("tp_src", _u(16)), "dst_port=": ("tp_dst", _u(16))},
+                  lambda d: U.OVS_KEY_CT_TUPLE_IPV6.pack(_z(d["src"], 16), _z(d["dst"], 16),
+                                                         _z(d["tp_src"]), _z(d["tp_dst"]),
+                                                         _z(d["proto"]))),
+    "icmp": (U.OVS_KEY_ATTR_ICMP, {"type=": ("type", _u(8)), "code=": ("code", _u(8))},
+             lambda d: bytes([_z(d["type"]), _z(d["code"])])),
+    "icmpv6": (U.OVS_KEY_ATTR_ICMPV6, {"type=": ("type", _u(8)), "code=": ("code", _u(8))},
+               lambda d: bytes([_z(d["type"]), _z(d["code"])])),
+    "arp": (U.OVS_KEY_ATTR_ARP,
+            {"sip=": ("sip", _ipv4f), "tip=": ("tip", _ipv4f), "op=": ("op", _u(16)),
+             "sha=": ("sha", _ethf), "tha=": ("tha", _ethf)},
+            lambda d: _z(d["sip"], 4) + _z(d["tip"], 4) + _BE16.pack(_z(d["op"]))
+            + _z(d["sha"], 6) + _z(d["tha"], 6) + b"\0\0"),
+    "nd": (U.OVS_KEY_ATTR_ND,
+           {"target=": ("target", _in6f), "sll=": ("sll", _ethf), "tll=": ("tll", _ethf)},
+           lambda d: _z(d["target"], 16) + _z(d["sll"], 6) + _z(d["tll"], 6)),
+    "nd_ext": (U.OVS_KEY_ATTR_ND_EXTENSIONS,
+               {"nd_reserved=": ("res", _u(32)), "nd_options_type=": ("opt", _u(8))},
+               lambda d: struct.pack("!IB3x", _z(d["res"]), _z(d["opt"]))),
+    "packet_type": (U.OVS_KEY_ATTR_PACKET_TYPE,
+                    {"ns=": ("ns", _u(16)), "id=": ("id", _u(16))},
+                    lambda d: struct.pack("!HH", _z(d["ns"]), _z(d["id"]))),
+}
+for _n, _t in (("tcp", U.OVS_KEY_ATTR_TCP), ("udp", U.OVS_KEY_ATTR_UDP),
+               ("sctp", U.OVS_KEY_ATTR_SCTP)):
+    _SPECS[_n] = (_t, {"src=": ("src", _u(16)), "dst=": ("dst", _u(16))},
+                  lambda d: struct.pack("!HH", _z(d["src"]), _z(d["dst"])))
+
+_SINGLE_U32 = {"skb_priority": U.OVS_KEY_ATTR_PRIORITY, "skb_mark": U.OVS_KEY_ATTR_SKB_MARK,
+               "dp_hash": U.OVS_KEY_ATTR_DP_HASH, "ct_mark": U.OVS_KEY_ATTR_CT_MARK}
+
+
+def _close(cur):
+    if not cur.accept(")"):
+        cur.fail("expected ')'")
+
+
+def _parse_vlan(cur):
+    tci = mask = VLAN_CFI
+    fields = (("vid=", 12, 0), ("pcp=", 3, VLAN_PCP_SHIFT), ("cfi=", 1, 12))
+    while True:
+        matched = False
+        for prefix, bits, shift in fields:
+            if cur.accept(prefix):
+                fm = ((1 << bits) - 1) << shift
+                start = cur.i
+                v = scan_uint(cur, 0, 16, prefix[:-1])
+                if v >> bits:
+                    cur.fail(f"{prefix[:-1]} {v} out of range", start)
+                tci = (tci & ~fm) | (v << shift)
+                if cur.accept("/"):
+                    start = cur.i
+                    mv = scan_uint(cur, 0, 16, prefix[:-1] + " mask")
+                    if mv >> bits:
+                        cur.fail(f"{prefix[:-1]} mask out of range", start)
+                    mask = (mask & ~fm) | (mv << shift)
+                else:
+                    mask |= fm
+                matched = True
+                break
+        c = cur.peek()
+        cur.i += 1
+        if matched and c == ",":
+            continue
+        if c != ")":
+            cur.fail("expected ')'" if matched else "unknown vlan field", cur.i - 1)
+        break
+    return nla(U.OVS_KEY_ATTR_VLAN, _BE16.pack(tci)), nla(U.OVS_KEY_ATTR_VLAN, _BE16.pack(mask))
+
+
+_MPLS_FIELDS = (("label=", 20, 12), ("tc=", 3, 9), ("ttl=", 8, 0), ("bos=", 1, 8))
+
+
+def _parse_mpls(cur):
+    keys = [0, 0, 0]
+    masks = [0, 0, 0]
+    idx = 0
+    seen = set()
+    while True:
+        matched = False
+        for prefix, bits, shift in _MPLS_FIELDS:
+            if cur.startswith(prefix):
+                if prefix in seen:
+                    seen = set()
+                    idx += 1
+                    if idx == 3:
+                        cur.fail("too many MPLS labels")
+                cur.i += len(prefix)
+                fm = ((1 << bits) - 1) << shift
+                start = cur.i
+                v = scan_uint(cur, 0, 32, prefix[:-1])
+                if v >> bits:
+                    cur.fail(f"{prefix[:-1]} {v} out of range", start)
+                keys[idx] = (keys[idx] & ~fm) | (v << shift)
+                if cur.accept("/"):
+                    mv = scan_uint(cur, 0, 32, prefix[:-1] + " mask")
+                    if mv >> bits:
+                        cur.fail(f"{prefix[:-1]} mask out of range", start)
+                    masks[idx] = (masks[idx] & ~fm) | (mv << shift)
+                else:
+                    masks[idx] |= fm
+                seen.add(prefix)
+                matched = True
+                break
+        c = cur.peek()
+        cur.i += 1
+        if matched and c == ",":
+            continue
+        if c != ")":
+            cur.fail("expected ')'" if matched else "unknown mpls field", cur.i - 1)
+        break
+    n = idx + 1
+    k = b"".join(_BE32.pack(x) for x in keys[:n])
+    m = b"".join(_BE32.pack(x) for x in masks[:n])
+    return nla(U.OVS_KEY_ATTR_MPLS, k), nla(U.OVS_KEY_ATTR_MPLS, m)
+
+
+def _parse_in_port(cur, ctx):
+    if cur.peek().isdigit() or cur.peek() == "+":
+        v, m = scan_masked_uint(cur, 32, "port")
+    else:
+        name = scan_name(cur, ")")
+        names = ctx.port_names or {}
+        if name not in names:
+            cur.fail(f"unknown port name '{name}'" if name else "expected port", cur.i - len(name))
+        v, m = names[name], 0xFFFFFFFF
+    _close(cur)
+    return nla(U.OVS_KEY_ATTR_IN_PORT, _U32.pack(v)), nla(U.OVS_KEY_ATTR_IN_PORT, _U32.pack(m))
+
+
+def _scan_erspan(cur):
+    ver = vmask = idx = imask = dir_ = dmask = hwid = hmask = 0
+    if cur.accept("ver="):
+        ver, vmask = scan_masked_uint(cur, 8, "ver")
+    cur.accept(",")
+    if ver == 1:
+        if cur.accept("idx="):
+            idx, imask = scan_masked_uint(cur, 32, "idx")
+        key = struct.pack("=I", 1) + _BE32.pack(idx) + bytes(4)
+        mask = struct.pack("=I", vmask) + _BE32.pack(imask) + bytes(4)
+    elif ver == 2:
+        if cur.accept("dir="):
+            dir_, dmask = scan_masked_uint(cur, 8, "dir")
+        cur.accept(",")
+        if cur.accept("hwid="):
+            hwid, hmask = scan_masked_uint(cur, 8, "hwid")
+        key = struct.pack("=I", 2) + bytes(7) + bytes([(dir_ & 1) << 3 | (hwid & 0xF) << 4])
+        mask = struct.pack("=I", vmask) + bytes(7) + bytes([(dmask & 1) << 3
+                                                             | (hmask & 0xF) << 4])
+    else:
+        cur.fail("erspan ver must be 1 or 2")
+    _close(cur)
+    return key, mask
+
+
+def _scan_vxlan_gbp(cur):
+    gid = gidm = fl = flm = 0
+    if cur.accept("id="):
+        gid, gidm = scan_masked_uint(cur, 16, "gbp id")
+    cur.accept(",")
+    if cur.accept("flags="):
+        fl, flm = scan_masked_uint(cur, 8, "gbp flags")
+    if not cur.accept("))"):
+        cur.fail("expected '))'")
+    return (fl << 16) | gid, (flm << 16) | gidm
+
+
+def _scan_geneve(cur):
+    key = bytearray()
+    mask = bytearray()
+    remain = 252
+    while cur.peek() == "{" and remain >= 4:
+        cur.i += 1
+        remain -= 4
+        cls = clsm = typ = typm = 0
+        data_len = 0
+        lenm = 0x1F
+        if cur.accept("class="):
+            cls, clsm = scan_masked_uint(cur, 16, "class")
+        cur.accept(",")
+        if cur.accept("type="):
+            typ, typm = scan_masked_uint(cur, 8, "type")
+        cur.accept(",")
+        if cur.accept("len="):
+            start = cur.i
+            opt_len, opt_len_m = scan_masked_uint(cur, 8, "len")
+            if opt_len > 124 or opt_len % 4 or opt_len > remain:
+                cur.fail("invalid geneve option length", start)
+            data_len = opt_len
+            lenm = opt_len_m & 0x1F
+        data = bytes(data_len)
+        mdata = b"\xff" * data_len
+        if cur.accept(","):
+            data = scan_int_string(cur, data_len, "option data")
+        if cur.accept("/"):
+            mdata = scan_int_string(cur, data_len, "option mask")
+        if not cur.accept("}"):
+            cur.fail("expected '}'")
+        key += struct.pack("!HBB", cls, typ, data_len // 4) + data
+        mask += struct.pack("!HBB", clsm, typm, lenm) + mdata
+        remain -= data_len
+    _close(cur)
+    return bytes(key), bytes(mask)
+
+
+def _parse_tunnel(cur):
+    kparts, mparts = [], []
+
+    def put(t, k, m):
+        kparts.append(nla(t, k))
+        mparts.append(nla(t, m))
+
+    simple = {
+        "tun_id=": (U.OVS_TUNNEL_KEY_ATTR_ID, lambda c: scan_masked_uint(c, 64, "tun_id"),
+                    _BE64.pack),
+        "src=": (U.OVS_TUNNEL_KEY_ATTR_IPV4_SRC, scan_masked_ipv4, None),
+        "dst=": (U.OVS_TUNNEL_KEY_ATTR_IPV4_DST, scan_masked_ipv4, None),
+        "ipv6_src=": (U.OVS_TUNNEL_KEY_ATTR_IPV6_SRC, scan_masked_in6, None),
+        "ipv6_dst=": (U.OVS_TUNNEL_KEY_ATTR_IPV6_DST, scan_masked_in6, None),
+        "tos=": (U.OVS_TUNNEL_KEY_ATTR_TOS, lambda c: scan_masked_uint(c, 8, "tos"),
+                 lambda v: bytes([v])),
+        "ttl=": (U.OVS_TUNNEL_KEY_ATTR_TTL, lambda c: scan_masked_uint(c, 8, "ttl"),
+                 lambda v: bytes([v])),
+        "tp_src=": (U.OVS_TUNNEL_KEY_ATTR_TP_SRC, lambda c: scan_masked_uint(c, 16, "tp_src"),
+                    _BE16.pack),
+        "tp_dst=": (U.OVS_TUNNEL_KEY_ATTR_TP_DST, lambda c: scan_masked_uint(c, 16, "tp_dst"),
+                    _BE16.pack),
+    }
+    while True:
+        matched = True
+        for prefix, (t, scanner, packer) in simple.items():
+            if cur.accept(prefix):
+                v, m = scanner(cur)
+                if packer:
+                    v, m = packer(v), packer(m)
+                put(t, v, m)
+                break
+        else:
+            if cur.accept("erspan("):
+                k, m = _scan_erspan(cur)
+                put(U.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS, k, m)
+            elif cur.accept("vxlan(gbp("):
+                k, m = _scan_vxlan_gbp(cur)
+                if k:
+                    kparts.append(nla_nest(U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS,
+                                           nla(U.OVS_VXLAN_EXT_GBP, _U32.pack(k))))
+                if m:
+                    mparts.append(nla_nest(U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS,
+                                           nla(U.OVS_VXLAN_EXT_GBP, _U32.pack(m))))
+            elif cur.accept("geneve("):
+                k, m = _scan_geneve(cur)
+                put(U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS, k, m)
+            elif cur.accept("flags("):
+                f, fm = scan_flags(cur, tun_flag_to_string, ")", FLOW_TNL_F_MASK, True,
+                                   "tunnel flag")
+                _close(cur)
+                for bits, buf in ((f, kparts), (fm, mparts)):
+                    if bits & FLOW_TNL_F_DONT_FRAGMENT:
+                        buf.append(nla(U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT))
+                    if bits & FLOW_TNL_F_CSUM:
+                        buf.append(nla(U.OVS_TUNNEL_KEY_ATTR_CSUM))
+                    if bits & FLOW_TNL_F_OAM:
+                        buf.append(nla(U.OVS_TUNNEL_KEY_ATTR_OAM))
+            else:
+                matched = False
+        c = cur.peek()
+        if matched and c == ",":
+            cur.i += 1
+            continue
+        if c == ")":
+            cur.i += 1
+            break
+        if matched:
+            cur.fail("expected ',' or ')'")
+        name = scan_name(Cursor(cur.s, cur.i), ",)=(")
+        cur.fail(f"unknown tunnel field '{name}'" if name else "expected ')'")
+    k = nla_nest(U.OVS_KEY_ATTR_TUNNEL, *kparts)
+    m = nla_nest(U.OVS_KEY_ATTR_TUNNEL, *mparts)
+    if len(k) > 0xFFFF:
+        cur.fail("tunnel key too large")
+    return k, m
+
+
+def _parse_nsh(cur):
+    k = dict(flags=0, ttl=0, mdtype=0, np=0, spi=0, si=0, c=[0, 0, 0, 0])
+    m = dict(flags=0, ttl=0, mdtype=0, np=0, spi=0, si=0, c=[0, 0, 0, 0])
+    fields = {"flags=": 8, "ttl=": 8, "mdtype=": 8, "np=": 8, "spi=": 32, "si=": 8}
+    while True:
+        matched = False
+        for prefix, bits in fields.items():
+            if cur.accept(prefix):
+                k[prefix[:-1]], m[prefix[:-1]] = scan_masked_uint(cur, bits, prefix[:-1])
+                matched = True
+                break
+        else:
+            for i in range(4):
+                if cur.accept(f"c{i + 1}="):
+                    k["c"][i], m["c"][i] = scan_masked_uint(cur, 32, f"c{i + 1}")
+                    matched = True
+                    break
+        c = cur.peek()
+        cur.i += 1
+        if matched and c == ",":
+            continue
+        if c != ")":
+            cur.fail("expected ')'" if matched else "unknown nsh field", cur.i - 1)
+        break
+
+    def attr(d, is_mask):
+        base = U.OVS_KEY_NSH_BASE.pack(d["flags"], d["ttl"], d["mdtype"], d["np"],
+                                       ((d["spi"] << 8) | d["si"]) & 0xFFFFFFFF)
+        parts = [nla(U.OVS_NSH_KEY_ATTR_BASE, base)]
+        if is_mask or d["mdtype"] == 1:
+            parts.append(nla(U.OVS_NSH_KEY_ATTR_MD1, U.OVS_KEY_NSH_MD1.pack(*d["c"])))
+        return nla_nest(U.OVS_KEY_ATTR_NSH, *parts)
+
+    return attr(k, False), attr(m, True)
+
+
+def _parse_generic(cur, atype):
+    """``keyN(xx xx[/xx xx])``: an attribute OVS has no name for."""
+    from ._util import scan_hex_bytes
+
+    k = scan_hex_bytes(cur)
+    m = b"\xff" * len(k)
+    if cur.accept("/"):
+        m = scan_hex_bytes(cur)
+    _close(cur)
+    return nla(atype, k), nla(atype, m)
+
+
+def parse_key_attr(cur, ctx):
+    """parse_odp_key_mask_attr(): one attribute -> (key bytes, mask bytes)."""
+    ctx.depth += 1
+    try:
+        if ctx.depth >= MAX_ODP_NESTED:
+            cur.fail("too deeply nested")
+        return _parse_key_attr(cur, ctx)
+    finally:
+        ctx.depth -= 1
+
+
+def _parse_key_attr(cur, ctx):
+    s = cur.s
+    j = cur.i
+    while j < len(s) and (s[j].isalnum() or s[j] == "_"):
+        j += 1
+    name = s[cur.i:j]
+    if not s.startswith("(", j):
+        cur.fail(f"unknown key attribute '{name}'" if name else "expected key attribute")
+    cur.i = j + 1
+    if name in _SINGLE_U32:
+        t = _SINGLE_U32[name]
+        v, m = scan_masked_uint(cur, 32)
+        _close(cur)
+        return nla(t, _U32.pack(v)), nla(t, _U32.pack(m))
+    if name == "recirc_id":
+        v = scan_uint(cur, 0, 32, "recirc_id")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_RECIRC_ID
+        return nla(t, _U32.pack(v)), nla(t, _U32.pack(0xFFFFFFFF))
+    if name == "ct_zone":
+        v, m = scan_masked_uint(cur, 16, "ct_zone")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_CT_ZONE
+        return nla(t, _U16.pack(v)), nla(t, _U16.pack(m))
+    if name == "ct_state":
+        v, m = scan_flags(cur, ct_state_to_string, ")", CT_STATE_ALLOWED, True, "ct_state flag")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_CT_STATE
+        return nla(t, _U32.pack(v)), nla(t, _U32.pack(m))
+    if name == "ct_label":
+        v = scan_int_string(cur, 16, "ct_label")
+        m = b"\xff" * 16
+        if cur.accept("/"):
+            m = scan_int_string(cur, 16, "ct_label mask")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_CT_LABELS
+        return nla(t, _le128(v)), nla(t, _le128(m))
+    if name == "eth_type":
+        v, m = scan_masked_uint(cur, 16, "eth_type")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_ETHERTYPE
+        return nla(t, _BE16.pack(v)), nla(t, _BE16.pack(m))
+    if name == "tcp_flags":
+        v, m = scan_flags(cur, tcp_flag_to_string, ")", TCP_FLAGS_MASK, True, "tcp flag")
+        _close(cur)
+        t = U.OVS_KEY_ATTR_TCP_FLAGS
+        return nla(t, _BE16.pack(v & 0xFFFF)), nla(t, _BE16.pack(m & 0xFFFF))
+    if name in _SPECS:
+        t, spec, pack = _SPECS[name]
+        return _struct_attr(cur, t, spec, pack)
+    if name == "in_port":
+        return _parse_in_port(cur, ctx)
+    if name == "vlan":
+        return _parse_vlan(cur)
+    if name == "mpls":
+        return _parse_mpls(cur)
+    if name == "tunnel":
+        return _parse_tunnel(cur)
+    if name == "nsh":
+        return _parse_nsh(cur)
+    if name == "encap":
+        kparts, mparts = [], []
+        while True:
+            cur.skip_delims()
+            if cur.at_end():
+                cur.fail("expected ')'")
+            if cur.accept(")"):
+                break
+            k, m = parse_key_attr(cur, ctx)
+            kparts.append(k)
+            mparts.append(m)
+        k = nla_nest(U.OVS_KEY_ATTR_ENCAP, *kparts)
+        if len(k) > 0xFFFF:
+            cur.fail("encap too large")
+        return k, nla_nest(U.OVS_KEY_ATTR_ENCAP, *mparts)
+    if name.startswith("key") and name[3:].isdigit() and int(name[3:]) <= 0x3FFF:
+        return _parse_generic(cur, int(name[3:]))
+    cur.i = j - len(name)
+    cur.fail(f"unknown key attribute '{name}'")
+
+
+def parse_key(text, port_names=None):
+    """Parse a flow key as odp_flow_from_string() does.
+
+    Returns ``(key, mask)``: two netlink attribute streams with the
+    attributes in text order.  Fields left out of an attribute are zero
+    with a zero mask; a field without ``/mask`` is exact; ``recirc_id`` is
+    always exact.  A leading ``ufid:UUID`` is skipped.  ``port_names`` maps
+    names to port numbers for ``in_port(NAME)``.  Raises
+    :class:`OdpParseError`.
+    """
+    ctx = _Ctx(port_names)
+    cur = Cursor(text)
+    kparts, mparts = [], []
+    while True:
+        cur.skip_delims()
+        if cur.at_end():
+            break
+        start = cur.i
+        try:
+            if cur.accept("ufid:"):
+                u = scan_name(cur, DELIMITERS)
+                if not _is_uuid(u):
+                    cur.fail("invalid ufid", start)
+                cur.accept(" ")
+                continue
+            k, m = parse_key_attr(cur, ctx)
+        except _Fail as e:
+            raise OdpParseError(text, start, e.reason, e.pos) from None
+        kparts.append(k)
+        mparts.append(m)
+    return b"".join(kparts), b"".join(mparts)
+
+
+def _is_uuid(u):
+    import uuid
+
+    try:
+        uuid.UUID(u)
+    except ValueError:
+        return False
+    return len(u) == 36
