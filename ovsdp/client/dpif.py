@@ -6,7 +6,6 @@ extended-ack text.  Datapaths are named by name or by dp_ifindex.
 """
 
 import dataclasses
-import struct
 
 from .. import uapi as U
 from ..netlink import attr as A
@@ -21,7 +20,7 @@ from ..netlink.attr import (
     nla_u32_array,
     nla_u64,
 )
-from .netlink import NetlinkSocket
+from .netlink import Message, NetlinkSocket
 
 DEFAULT_FEATURES = U.OVS_DP_F_UNALIGNED | U.OVS_DP_F_VPORT_PIDS
 
@@ -407,14 +406,13 @@ class Dpif:
     # ----------------------------------------------------- upcalls, events
     def recv_upcall(self, timeout=5.0):
         """The next MISS/ACTION upcall sent to this connection, or None."""
-        fam = self.sock.family(U.OVS_PACKET_FAMILY)
-        for h, raw in self._unsolicited(timeout):
-            if h.type == fam.id:
-                from .netlink import Message
-                u = Upcall.from_msg(Message(h, raw, fam.hdrsize))
-                u.portid = self.sock.portid or 0
-                return u
-        return None
+        fid = self.sock.family(U.OVS_PACKET_FAMILY).id
+        got = self.sock.take(lambda h, raw: h.type == fid, timeout)
+        if got is None:
+            return None
+        u = Upcall.from_msg(Message(got[0], got[1], U.OVS_HEADER_LEN))
+        u.portid = self.sock.portid or 0
+        return u
 
     def subscribe(self, family):
         """Join the multicast group of ``family`` (ovs_datapath, ovs_vport, ovs_flow)."""
@@ -422,26 +420,11 @@ class Dpif:
 
     def recv_notification(self, timeout=5.0):
         """(family name, cmd, Message) of the next notification, or None."""
-        from .netlink import Message
-        ids = {f.id: f for f in self.sock.families.values()}
-        for h, raw in self._unsolicited(timeout):
-            fam = ids.get(h.type)
-            if fam is not None:
-                return fam.name, Message(h, raw, fam.hdrsize).cmd, Message(h, raw, fam.hdrsize)
-        return None
+        ids = {f.id: f for f in self.sock.families.values() if f.groups}
+        got = self.sock.take(lambda h, raw: h.type in ids, timeout)
+        if got is None:
+            return None
+        fam = ids[got[0].type]
+        m = Message(got[0], got[1], fam.hdrsize)
+        return fam.name, m.cmd, m
 
-    def _unsolicited(self, timeout):
-        import time
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 and not self.sock.backlog:
-                return
-            msgs = self.sock.messages(max(0.0, left))
-            if not msgs:
-                return
-            yield from msgs
-
-
-def u32_array(values):
-    return struct.pack(f"={len(values)}I", *values)

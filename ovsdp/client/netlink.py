@@ -12,6 +12,7 @@ import os
 import select
 import socket
 import struct
+import time
 
 from .. import uapi as U
 from ..netlink import attr as A
@@ -232,12 +233,27 @@ class NetlinkSocket:
         return self.portid
 
     # ------------------------------------------------------ notifications
-    def messages(self, timeout=-1):
-        """Unsolicited messages (notifications, upcalls): backlog first."""
-        if self.backlog:
-            out, self.backlog = self.backlog, []
-            return out
-        return self.recv(timeout)
+    def take(self, match, timeout=-1):
+        """The first unsolicited message (notification, upcall) that ``match``
+        accepts, or None after ``timeout`` seconds.
+
+        Messages that do not match stay queued for a later call.
+        """
+        t = self.timeout if timeout == -1 else timeout
+        deadline = None if t is None else time.monotonic() + t
+        scanned = 0
+        while True:
+            for i in range(scanned, len(self.backlog)):
+                h, raw = self.backlog[i]
+                if match(h, raw):
+                    del self.backlog[i]
+                    return h, raw
+            scanned = len(self.backlog)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msgs = self.recv(left)
+            if not msgs:
+                return None
+            self.backlog.extend(msgs)
 
 
 def parse_header(raw):
