@@ -83,51 +83,79 @@ class Datapath:
         return b"".join(parts)
 
     # --------------------------------------------------------- packet path
-    def receive(self, data, vport):
+    def receive(self, data, vport, vnet=None):
         """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
 
         The vport's I/O side has counted it in the port's statistics.
+        ``vnet`` is its virtio_net_hdr when it has offloads pending.
         """
         key = self.module.extract(data, vport.key_meta)
-        self.process(data, key, vport, None)
+        self.process(data, key, vport, None, None, vnet)
 
-    def receive_batch(self, frames, vport):
-        """Many frames from one port; the same path as :meth:`receive`, amortized."""
+    def receive_batch(self, frames, vport, vnets=None):
+        """Many frames from one port; the same path as :meth:`receive`, amortized.
+
+        ``vnets``, when given, holds each frame's virtio_net_hdr or None.
+        Consecutive frames of the same flow (the common case) update the
+        flow's statistics once per run.
+        """
         extract = self.module.extract
         emc = self.table.emc
         now = _monotonic_ns() // 1_000_000
         meta = vport.key_meta
         ports = self.ports
         hits = 0
+        last = None                 # the flow of the current run, and its counts
+        run_pkts = run_bytes = run_flags = 0
+        outv = None
+        i = -1
         for data in frames:
+            i += 1
+            vnet = vnets[i] if vnets is not None else None
             key = extract(data, meta)
             flow = emc.get(key)
-            if flow is None:
-                self.process(data, key, vport, None, now)
-                continue
+            if flow is not last or flow is None:
+                if last is not None:
+                    last.packets += run_pkts
+                    last.bytes += run_bytes
+                    last.used = now
+                    last.tcp_flags |= run_flags
+                    last = None
+                if flow is None or flow.outputs is None:
+                    self.process(data, key, vport, None, now, vnet)
+                    continue
+                last = flow
+                run_pkts = run_bytes = run_flags = 0
+                outs = flow.outputs
+                outv = [ports.get(p) for p in outs]
             hits += 1
-            flow.packets += 1
-            flow.bytes += len(data)
-            flow.used = now
-            flow.tcp_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
-            outs = flow.outputs
-            if outs is not None:
-                for p in outs:
-                    v = ports.get(p)
-                    if v is not None:
+            run_pkts += 1
+            run_bytes += len(data)
+            run_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
+            for v in outv:
+                if v is not None:
+                    if vnet is None:
                         v.output(data)
                     else:
-                        self.drop_reasons["no_port"] += 1
-            else:
-                self.module.execute_actions(self, Skb(data, vport), key, flow.acts)
+                        v.output(data, vnet)
+                else:
+                    self.drop_reasons["no_port"] += 1
+        if last is not None:
+            last.packets += run_pkts
+            last.bytes += run_bytes
+            last.used = now
+            last.tcp_flags |= run_flags
         self.n_hit += hits
         self.n_mask_hit += hits
         self.n_cache_hit += hits
 
-    def process(self, data, key, vport, skb, now=None):
+    def process(self, data, key, vport, skb, now=None, vnet=None):
         """ovs_dp_process_packet(): look up ``key`` and act, or send a MISS upcall.
 
-        ``skb`` is None on the receive path (built only if needed).
+        ``skb`` is None on the receive path (built only if needed).  A frame
+        with offloads pending (``vnet``) keeps them only on the way out of a
+        port; an upcall or actions other than outputs see it checksummed and
+        segmented, as the kernel's upcall path and GSO segmentation do.
         """
         table = self.table
         flow = table.emc.get(key)
@@ -141,13 +169,13 @@ class Datapath:
             self.n_cache_hit += cache_hit
             if flow is None:
                 self.n_missed += 1
-                if skb is None:
-                    skb = Skb(data, vport)
-                if not skb.hash:
-                    skb.hash = h
-                    skb.sw_hash = True
-                    skb.l4_hash = self.module.has_l4(key)
-                self.miss(skb, key)
+                for frame in self._resolve(data, vnet, vport):
+                    s = Skb(frame, vport) if skb is None else skb
+                    if not s.hash:
+                        s.hash = h
+                        s.sw_hash = True
+                        s.l4_hash = self.module.has_l4(key)
+                    self.miss(s, key)
                 return
             if len(table.emc) >= 8192:
                 table.emc.clear()
@@ -163,13 +191,26 @@ class Datapath:
             for p in outs:
                 v = ports.get(p)
                 if v is not None:
-                    v.output(data)
+                    v.output(data, vnet)
                 else:
                     self.drop_reasons["no_port"] += 1
             return
-        if skb is None:
-            skb = Skb(data, vport)
-        self.module.execute_actions(self, skb, key, flow.acts)
+        if skb is not None:
+            self.module.execute_actions(self, skb, key, flow.acts)
+            return
+        for frame in self._resolve(data, vnet, vport):
+            self.module.execute_actions(self, Skb(frame, vport), key, flow.acts)
+
+    def _resolve(self, data, vnet, vport):
+        """The frame with its pending offloads done in software."""
+        if vnet is None:
+            return (data,)
+        try:
+            return self.module.resolve_offloads(data, vnet)
+        except self.module.OffloadError:
+            vport.rx_errors += 1
+            self.drop_reasons["bad_offload"] += 1
+            return ()
 
     def recirc(self, skb, key):
         """RECIRC: ovs_dp_process_packet() again with the new key."""

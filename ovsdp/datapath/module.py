@@ -40,7 +40,7 @@ class Module:
 
     # ------------------------------------------------------------ dp_init
     def _load_packet_path(self):
-        from . import actions, flow_key, flow_netlink
+        from . import actions, flow_key, flow_netlink, offload
         self.extract = flow_key.extract
         self.extract_l3 = flow_key.extract_l3
         self.packet_hash = flow_key.packet_hash
@@ -49,6 +49,8 @@ class Module:
         self.put_key = flow_netlink.put_key
         self.put_actions = flow_netlink.put_actions
         self.put_tunnel_info = flow_netlink.put_tunnel_info
+        self.resolve_offloads = offload.resolve
+        self.OffloadError = offload.OffloadError
 
     def _register_vport_types(self):
         from ..vports import dummy, internal, netdev, tunnel

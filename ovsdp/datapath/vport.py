@@ -12,6 +12,7 @@ import struct
 from .. import uapi as U
 from ..netlink.attr import NetlinkError, nla, nla_nest, nla_u32, nla_u32_array, nla_u64
 from .key_layout import S_IN_PORT
+from .offload import OffloadError, is_gso, resolve
 
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
@@ -62,22 +63,43 @@ class Vport:
         self.upcall_fail = 0
         self.alive = True
         self.ethernet = True         # dev->type == ARPHRD_ETHER
+        self.vnet_ok = False         # send_vnet() takes checksum/GSO offloads
 
     # ----------------------------------------------------------- type hooks
     def send(self, packet):
         """Transmit ``packet`` (bytes) out of this port, counting it."""
         raise NotImplementedError
 
-    def output(self, data, l3=False):
+    def output(self, data, vnet=None, l3=False):
         """ovs_vport_send(): the common checks, then the type's send.
 
-        A frame without an Ethernet header (``l3``) cannot go out of an
-        Ethernet port; a frame longer than the MTU allows (ignoring one VLAN
-        tag, like packet_length()) counts as tx_errors.  Both are dropped.
+        ``vnet`` is the frame's virtio_net_hdr when it carries a partial
+        checksum or is a GSO super-frame; a port whose I/O cannot take one
+        gets the frame checksummed and segmented first.  A frame without an
+        Ethernet header (``l3``) cannot go out of an Ethernet port; a frame
+        longer than the MTU allows (ignoring one VLAN tag, like
+        packet_length(); GSO frames are exempt) counts as tx_errors.  Both
+        are dropped.
         """
         n = len(data)
         if l3 and self.ethernet:
             self.tx_dropped += 1
+            return
+        if vnet is not None:
+            if is_gso(vnet):
+                if self.vnet_ok:
+                    self.send_vnet(data, vnet)
+                    return
+            elif self.vnet_ok and n <= self.mtu + 18:
+                self.send_vnet(data, vnet)
+                return
+            try:
+                frames = resolve(data, vnet)
+            except OffloadError:
+                self.tx_errors += 1
+                return
+            for f in frames:
+                self.output(f)
             return
         if n > self.mtu + 14:
             length = n - 14
@@ -87,6 +109,10 @@ class Vport:
                 self.tx_errors += 1
                 return
         self.send(data)
+
+    def send_vnet(self, data, vnet):
+        """Transmit a frame with its virtio_net_hdr (ports with ``vnet_ok``)."""
+        raise NotImplementedError
 
     def destroy(self):
         """Release the port's resources (device, sockets)."""

@@ -19,6 +19,7 @@ import os
 import struct
 
 from .. import uapi as U
+from ..datapath.offload import VNET_HDR_LEN, ZERO_VNET
 from ..datapath.vport import Vport, VportOps
 from ..netlink.attr import NetlinkError
 from . import netdev_util
@@ -26,8 +27,14 @@ from . import netdev_util
 log = logging.getLogger(__name__)
 
 TUNSETIFF = 0x400454CA
+TUNSETOFFLOAD = 0x400454D0
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_TSO_ECN = 0x08
 READ_BATCH = 64
 
 
@@ -46,23 +53,39 @@ class InternalVport(Vport):
             self.rx_bytes += len(packet)
             self.delivered.append(bytes(packet))
             return
+        self._write(ZERO_VNET + packet, len(packet))
+
+    def send_vnet(self, data, vnet):
+        if len(data) < 4096:
+            self._write(vnet + data, len(data))
+        else:
+            self._writev((vnet, data), len(data))
+
+    def _write(self, buf, n):
         try:
-            os.write(self.fd, packet)
+            os.write(self.fd, buf)
         except OSError as e:
-            # EIO: the device is down; EAGAIN: its queue is full.
-            self.rx_dropped += 1
-            if e.errno not in (errno.EIO, errno.EAGAIN):
-                log.warning("%s: write failed: %s", self.name, e)
+            self._drop(e)
             return
         self.rx_packets += 1
-        self.rx_bytes += len(packet)
+        self.rx_bytes += n
+
+    def _writev(self, bufs, n):
+        try:
+            os.writev(self.fd, bufs)
+        except OSError as e:
+            self._drop(e)
+            return
+        self.rx_packets += 1
+        self.rx_bytes += n
+
+    def _drop(self, e):
+        # EIO: the device is down; EAGAIN: its queue is full.
+        self.rx_dropped += 1
+        if e.errno not in (errno.EIO, errno.EAGAIN):
+            log.warning("%s: write failed: %s", self.name, e)
 
     # host -> datapath: the device transmits
-    def host_transmit(self, frame):
-        self.tx_packets += 1
-        self.tx_bytes += len(frame)
-        self.dp.receive(frame, self)
-
     def start(self, loop):
         if self.fd >= 0:
             self.loop = loop
@@ -71,21 +94,32 @@ class InternalVport(Vport):
     def _readable(self):
         fd = self.fd
         frames = []
+        vnets = None
+        nbytes = 0
         for _ in range(READ_BATCH):
             try:
-                frames.append(os.read(fd, 65536))
+                buf = os.read(fd, 65600)
             except BlockingIOError:
                 break
             except OSError as e:
                 log.warning("%s: read failed: %s", self.name, e)
                 break
+            vnet = buf[:VNET_HDR_LEN]
+            data = buf[VNET_HDR_LEN:]
+            nbytes += len(data)
+            frames.append(data)
+            if vnet != ZERO_VNET:
+                if vnets is None:
+                    vnets = [None] * (len(frames) - 1)
+                vnets.append(vnet)
+            elif vnets is not None:
+                vnets.append(None)
         if frames:
-            n = 0
-            for f in frames:
-                n += len(f)
             self.tx_packets += len(frames)
-            self.tx_bytes += n
-            self.dp.receive_batch(frames, self)
+            self.tx_bytes += nbytes
+            self.dp.receive_batch(frames, self, vnets)
+            if len(frames) == READ_BATCH:
+                self.loop.call_soon(self._readable)
 
     def destroy(self):
         super().destroy()
@@ -119,12 +153,16 @@ class InternalOps(VportOps):
         except OSError as e:
             raise NetlinkError(e.errno, f"cannot open /dev/net/tun: {e.strerror}") from None
         try:
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(),
+                                                   IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+            # the host may hand over frames with partial checksums and TSO
+            fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
         except OSError as e:
             os.close(fd)
             raise NetlinkError(e.errno, f"cannot create TAP device {name}: {e.strerror}") \
                 from None
         vport.fd = fd
+        vport.vnet_ok = True
         vport.ifindex = netdev_util.ifindex(name) or 0
         vport.mtu = netdev_util.mtu(name)
         return vport
