@@ -1,0 +1,257 @@
+"""Network namespaces, veths and the switches the forwarding benchmark compares.
+
+Shared by bench/forwarding.py and the demo's style of setup; everything made
+here is removed again by :meth:`Topology.teardown` (also on errors).
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(*args, check=True, ns=None, capture=False, timeout=60):
+    cmd = list(args)
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    r = subprocess.run(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+    if check and r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return r.stdout if capture else r.returncode
+
+
+class Topology:
+    """Two hosts (namespaces) each behind a veth whose root end a switch joins."""
+
+    def __init__(self, prefix="fw", hosts=2, offloads=True):
+        self.prefix = prefix
+        self.hosts = [f"{prefix}{chr(ord('a') + i)}" for i in range(hosts)]
+        self.ports = [f"{h}-sw" for h in self.hosts]
+        self.ips = [f"10.77.0.{i + 1}" for i in range(hosts)]
+        self.offloads = offloads
+        self.made_ns = []
+        self.made_links = []
+
+    def setup(self):
+        for h, port, ip in zip(self.hosts, self.ports, self.ips, strict=True):
+            sh("ip", "netns", "add", h)
+            self.made_ns.append(h)
+            sh("ip", "link", "add", f"{h}-eth0", "type", "veth", "peer", "name", port)
+            self.made_links.append(port)
+            sh("ip", "link", "set", f"{h}-eth0", "netns", h)
+            sh("ip", "addr", "add", f"{ip}/24", "dev", f"{h}-eth0", ns=h)
+            sh("ip", "link", "set", "lo", "up", ns=h)
+            sh("ip", "link", "set", f"{h}-eth0", "up", ns=h)
+            sh("ip", "link", "set", port, "up")
+            if not self.offloads and shutil.which("ethtool"):
+                sh("ethtool", "-K", f"{h}-eth0", "tx", "off", ns=h, check=False)
+            # no IPv6 chatter on the switch ports
+            sh("sysctl", "-qw", f"net.ipv6.conf.{port}.disable_ipv6=1", check=False)
+        return self
+
+    def teardown(self):
+        for port in self.made_links:
+            sh("ip", "link", "del", port, check=False)
+        for h in self.made_ns:
+            sh("ip", "netns", "del", h, check=False)
+        self.made_links = []
+        self.made_ns = []
+
+
+# ------------------------------------------------------------------ switches
+class LinuxBridge:
+    name = "linux-bridge"
+
+    def __init__(self, topo):
+        self.topo = topo
+        self.br = f"{topo.prefix}br"
+
+    def available(self):
+        return True, ""
+
+    def start(self):
+        sh("ip", "link", "add", self.br, "type", "bridge")
+        for p in self.topo.ports:
+            sh("ip", "link", "set", p, "master", self.br)
+        sh("ip", "link", "set", self.br, "up")
+
+    def stop(self):
+        sh("ip", "link", "del", self.br, check=False)
+
+
+class OvsUserspace:
+    """Open vSwitch with datapath_type=netdev, in a private run directory."""
+
+    name = "ovs-netdev"
+
+    def __init__(self, topo):
+        self.topo = topo
+        self.dir = None
+        self.env = None
+        self.br = f"{topo.prefix}ovs"
+
+    def available(self):
+        for b in ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovsdb-tool"):
+            if not shutil.which(b):
+                return False, f"{b} not found (Debian package openvswitch-switch)"
+        if not os.path.exists("/usr/share/openvswitch/vswitch.ovsschema"):
+            return False, "vswitch.ovsschema not found"
+        return True, ""
+
+    def _vsctl(self, *args):
+        return sh("ovs-vsctl", f"--db=unix:{self.dir}/db.sock", "--timeout=20", *args)
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="ovsbench-")
+        d = self.dir
+        sh("ovsdb-tool", "create", f"{d}/conf.db", "/usr/share/openvswitch/vswitch.ovsschema")
+        env = ["env", f"OVS_RUNDIR={d}", f"OVS_LOGDIR={d}", f"OVS_DBDIR={d}"]
+        sh(*env, "ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
+           f"--pidfile={d}/ovsdb-server.pid", "--detach", f"--log-file={d}/ovsdb.log")
+        self._vsctl("--no-wait", "init")
+        sh(*env, "ovs-vswitchd", f"unix:{d}/db.sock", f"--pidfile={d}/ovs-vswitchd.pid",
+           "--detach", f"--log-file={d}/ovs-vswitchd.log")
+        self._vsctl("add-br", self.br, "--", "set", "bridge", self.br, "datapath_type=netdev")
+        for p in self.topo.ports:
+            self._vsctl("add-port", self.br, p)
+
+    def stop(self):
+        if not self.dir:
+            return
+        for pidfile in ("ovs-vswitchd.pid", "ovsdb-server.pid"):
+            try:
+                with open(f"{self.dir}/{pidfile}") as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+            except (OSError, ValueError):
+                pass
+        sh("ip", "link", "del", self.br, check=False)
+        sh("ip", "link", "del", "ovs-netdev", check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+
+class Ovsdp:
+    """ovsdp's daemon and its learning switch, each a process of its own."""
+
+    name = "ovsdp"
+
+    def __init__(self, topo):
+        self.topo = topo
+        self.dir = None
+        self.procs = []
+        self.dp = f"{topo.prefix}dp"
+
+    def available(self):
+        return True, ""
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="ovsdpbench-")
+        sock = f"{self.dir}/ovsdp.sock"
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        log = open(f"{self.dir}/daemon.log", "w")
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "ovsdp", "daemon",
+                                            "--socket", sock], env=env, stdout=log,
+                                           stderr=log))
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.02)
+        sys.path.insert(0, ROOT)
+        from ovsdp.client.dpif import Dpif
+        with Dpif(sock) as c:
+            c.dp_new(self.dp, upcall_pid=0)
+            for p in self.topo.ports:
+                c.vport_new(self.dp, p, "netdev")
+        slog = open(f"{self.dir}/switchd.log", "w")
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "ovsdp", "switchd", self.dp,
+                                            "--socket", sock], env=env, stdout=slog,
+                                           stderr=slog))
+        time.sleep(0.5)
+        self.sock = sock
+
+    def stats(self):
+        from ovsdp.client.dpif import Dpif
+        with Dpif(self.sock) as c:
+            return c.dp_get(self.dp)
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+# ------------------------------------------------------------ measurements
+def iperf3_json(topo, *client_args, duration=5):
+    server, client = topo.hosts[1], topo.hosts[0]
+    srv = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-J"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = srv_out = ""
+    try:
+        time.sleep(0.4)
+        out = sh("iperf3", "-c", topo.ips[1], "-t", str(duration), "-J", *client_args,
+                 ns=client, capture=True, timeout=duration + 15, check=False)
+        srv_out, _ = srv.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass                    # the switch could not carry the test; report nothing
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+        sh("pkill", "-f", f"iperf3 -c {topo.ips[1]}", check=False)
+
+    def parse(text):
+        try:
+            return json.loads(text) if text.strip() else {}
+        except ValueError:
+            return {}
+    return parse(out), parse(srv_out)
+
+
+def udp_pps(topo, duration=5, size=18):
+    """64-byte frames (18 bytes of UDP payload): packets per second received."""
+    _, server = iperf3_json(topo, "-u", "-b", "0", "-l", str(size), duration=duration)
+    s = server.get("end", {}).get("sum", {})
+    secs = s.get("seconds") or duration
+    return (s.get("packets", 0) - s.get("lost_packets", 0)) / secs
+
+
+def tcp_bps(topo, duration=5):
+    client, _ = iperf3_json(topo, duration=duration)
+    return client.get("end", {}).get("sum_received", {}).get("bits_per_second", 0.0)
+
+
+def ping_rtt(topo, count=50):
+    out = sh("ping", "-q", "-c", str(count), "-i", "0.01", "-W", "2", topo.ips[1],
+             ns=topo.hosts[0], capture=True, check=False, timeout=60)
+    for line in out.splitlines():
+        if "min/avg/max" in line:
+            return float(line.split("=")[1].split("/")[1])
+    return float("nan")
+
+
+def wait_reachable(topo, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sh("ping", "-c", "1", "-W", "1", topo.ips[1], ns=topo.hosts[0], check=False) == 0:
+            return True
+    return False

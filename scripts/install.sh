@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install what ovsdp needs on a Debian/Ubuntu machine (run as root).
+#   scripts/install.sh          the demo's needs: iproute2, ping, ethtool, iperf3, ovsdp itself
+#   scripts/install.sh --test   plus the test and benchmark dependencies
+set -eu
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+pkgs="iproute2 iputils-ping ethtool iperf3 procps"
+if [ "$want_test" = 1 ]; then
+    # openvswitch-switch: the userspace datapath reference of the benchmark
+    # and ovs-dpctl-top for the text-format compatibility test.
+    pkgs="$pkgs openvswitch-switch openvswitch-common util-linux"
+fi
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends $missing >/dev/null
+        # the openvswitch-switch package must not leave a system OVS running
+        if [ "$want_test" = 1 ] && command -v ovs-ctl >/dev/null 2>&1; then
+            /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true
+        fi
+    else
+        echo "install.sh: please install:$missing" >&2
+        exit 1
+    fi
+fi
+if [ "$want_test" = 1 ]; then
+    python3 -m pip install -q -e ".[test]"
+else
+    python3 -m pip install -q -e .
+fi
