@@ -16,53 +16,36 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+sys.path.insert(0, ROOT)
+from ovsdp.testbed import Testbed, run  # noqa: E402
+
+
 def sh(*args, check=True, ns=None, capture=False, timeout=60):
-    cmd = list(args)
-    if ns:
-        cmd = ["ip", "netns", "exec", ns] + cmd
-    r = subprocess.run(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True, timeout=timeout)
-    if check and r.returncode:
-        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
-    return r.stdout if capture else r.returncode
+    return run(*args, ns=ns, check=check, capture=capture, timeout=timeout)
 
 
-class Topology:
-    """Two hosts (namespaces) each behind a veth whose root end a switch joins."""
+class Topology(Testbed):
+    """Two hosts behind veths (fwa, fwb) on 10.77.0.0/24, no IPv6."""
 
     def __init__(self, prefix="fw", hosts=2, offloads=True):
+        names = [f"{prefix}{chr(ord('a') + i)}" for i in range(hosts)]
+        super().__init__(names, port_prefix="", net4="10.77.0", ipv6=False,
+                         offloads=offloads)
+        for h in self.hosts:
+            h.port = f"{h.name}-sw"
         self.prefix = prefix
-        self.hosts = [f"{prefix}{chr(ord('a') + i)}" for i in range(hosts)]
-        self.ports = [f"{h}-sw" for h in self.hosts]
-        self.ips = [f"10.77.0.{i + 1}" for i in range(hosts)]
-        self.offloads = offloads
-        self.made_ns = []
-        self.made_links = []
 
-    def setup(self):
-        for h, port, ip in zip(self.hosts, self.ports, self.ips, strict=True):
-            sh("ip", "netns", "add", h)
-            self.made_ns.append(h)
-            sh("ip", "link", "add", f"{h}-eth0", "type", "veth", "peer", "name", port)
-            self.made_links.append(port)
-            sh("ip", "link", "set", f"{h}-eth0", "netns", h)
-            sh("ip", "addr", "add", f"{ip}/24", "dev", f"{h}-eth0", ns=h)
-            sh("ip", "link", "set", "lo", "up", ns=h)
-            sh("ip", "link", "set", f"{h}-eth0", "up", ns=h)
-            sh("ip", "link", "set", port, "up")
-            if not self.offloads and shutil.which("ethtool"):
-                sh("ethtool", "-K", f"{h}-eth0", "tx", "off", ns=h, check=False)
-            # no IPv6 chatter on the switch ports
-            sh("sysctl", "-qw", f"net.ipv6.conf.{port}.disable_ipv6=1", check=False)
-        return self
+    @property
+    def ports(self):
+        return [h.port for h in self.hosts]
 
-    def teardown(self):
-        for port in self.made_links:
-            sh("ip", "link", "del", port, check=False)
-        for h in self.made_ns:
-            sh("ip", "netns", "del", h, check=False)
-        self.made_links = []
-        self.made_ns = []
+    @property
+    def ips(self):
+        return [h.ip4 for h in self.hosts]
+
+    @property
+    def host_ns(self):
+        return [h.ns for h in self.hosts]
 
 
 # ------------------------------------------------------------------ switches
@@ -202,7 +185,7 @@ class Ovsdp:
 
 # ------------------------------------------------------------ measurements
 def iperf3_json(topo, *client_args, duration=5):
-    server, client = topo.hosts[1], topo.hosts[0]
+    server, client = topo.host_ns[1], topo.host_ns[0]
     srv = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-J"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = srv_out = ""
@@ -242,7 +225,7 @@ def tcp_bps(topo, duration=5):
 
 def ping_rtt(topo, count=50):
     out = sh("ping", "-q", "-c", str(count), "-i", "0.01", "-W", "2", topo.ips[1],
-             ns=topo.hosts[0], capture=True, check=False, timeout=60)
+             ns=topo.host_ns[0], capture=True, check=False, timeout=60)
     for line in out.splitlines():
         if "min/avg/max" in line:
             return float(line.split("=")[1].split("/")[1])
@@ -252,6 +235,6 @@ def ping_rtt(topo, count=50):
 def wait_reachable(topo, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sh("ping", "-c", "1", "-W", "1", topo.ips[1], ns=topo.hosts[0], check=False) == 0:
+        if sh("ping", "-c", "1", "-W", "1", topo.ips[1], ns=topo.host_ns[0], check=False) == 0:
             return True
     return False

@@ -31,8 +31,10 @@ if [ -n "$missing" ]; then
         exit 1
     fi
 fi
-if [ "$want_test" = 1 ]; then
-    python3 -m pip install -q -e ".[test]"
-else
-    python3 -m pip install -q -e .
-fi
+target="."
+[ "$want_test" = 1 ] && target=".[test]"
+# (a Debian system Python refuses pip installs without --break-system-packages)
+python3 -m pip install -q --disable-pip-version-check -e "$target" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages -e "$target"
+# make the new 'ovsdp' command visible where a pyenv Python is in use
+command -v pyenv >/dev/null 2>&1 && pyenv rehash 2>/dev/null || true

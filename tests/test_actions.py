@@ -69,10 +69,15 @@ class FakeVport:
         self.mtu = mtu
         self.sent = []
         self.sent_l3 = []
+        self.tunnel = vtype in (U.OVS_VPORT_TYPE_GRE, U.OVS_VPORT_TYPE_VXLAN,
+                                U.OVS_VPORT_TYPE_GENEVE)
+        self.tun_infos = []
 
-    def output(self, data, l3=False):
+    def output(self, data, l3=False, tun_info=None):
         assert type(data) is bytes
         (self.sent_l3 if l3 else self.sent).append(data)
+        if self.tunnel:
+            self.tun_infos.append(tun_info)
 
 
 class LoopVport(FakeVport):
@@ -84,8 +89,8 @@ class LoopVport(FakeVport):
         self.acts = acts
         self.results = []
 
-    def output(self, data, l3=False):
-        super().output(data, l3)
+    def output(self, data, l3=False, tun_info=None):
+        super().output(data, l3, tun_info)
         key = F.extract(data, K.make(in_port=self.port_no))
         self.results.append(A.execute_actions(self.dp, Skb(data), key, self.acts))
 
@@ -933,7 +938,7 @@ def test_deferred_order():
     log = []
 
     class OrderVport(FakeVport):
-        def output(self, data, l3=False):
+        def output(self, data, l3=False, tun_info=None):
             log.append(self.port_no)
 
     dp.ports[2] = OrderVport(2)
@@ -986,7 +991,7 @@ def test_state_reset_after_exception():
     dp = FakeDP()
 
     class Boom(FakeVport):
-        def output(self, data, l3=False):
+        def output(self, data, l3=False, tun_info=None):
             raise RuntimeError("boom")
 
     dp.ports[2] = Boom(2)

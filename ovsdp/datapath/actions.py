@@ -333,7 +333,9 @@ def _do_output(dp, skb, port, kx):
             return
     if type(data) is not bytes:
         data = bytes(data)
-    if no_eth:
+    if vport.tunnel:
+        vport.output(data, l3=bool(no_eth), tun_info=skb.tun_info)
+    elif no_eth:
         vport.output(data, l3=True)
     else:
         vport.output(data)

@@ -83,13 +83,15 @@ class Datapath:
         return b"".join(parts)
 
     # --------------------------------------------------------- packet path
-    def receive(self, data, vport, vnet=None):
+    def receive(self, data, vport, vnet=None, meta=None):
         """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
 
         The vport's I/O side has counted it in the port's statistics.
-        ``vnet`` is its virtio_net_hdr when it has offloads pending.
+        ``vnet`` is its virtio_net_hdr when it has offloads pending; ``meta``
+        the key metadata when it is more than the port's (tunnel metadata of
+        a decapsulated frame).
         """
-        key = self.module.extract(data, vport.key_meta)
+        key = self.module.extract(data, vport.key_meta if meta is None else meta)
         self.process(data, key, vport, None, None, vnet)
 
     def receive_batch(self, frames, vport, vnets=None):

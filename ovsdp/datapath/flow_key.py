@@ -693,17 +693,29 @@ def _hash_fields(key):
     return (eth_type, vid, 0, 0, 0, 0, 0)
 
 
+_HASH_L2 = K.M_ETH_TYPE | (0x0FFF << K.S_VLAN_TCI)
+_HASH_IPV4 = _HASH_L2 | K.M_IP_PROTO | K.M_IPV4_SRC | K.M_IPV4_DST | K.M_TP_SRC | K.M_TP_DST
+_HASH_IPV6 = _HASH_L2 | K.M_IP_PROTO | K.M_IPV6_SRC | K.M_IPV6_DST | K.M_TP_SRC | K.M_TP_DST
+
+
 def packet_hash(key):
     """A 32-bit packet hash standing in for skb_get_hash() (never 0).
 
     The kernel hashes the flow dissector's keys (addresses, ports, protocol,
     VLAN id) with a random boot-time seed, so its values cannot be
-    reproduced; this one hashes the same kind of fields deterministically
-    (Python's hash of a tuple of ints, not seeded per process), so a flow
-    always gets the same value.
+    reproduced; this one hashes the same fields deterministically (Python's
+    hash of the key masked to them; int and tuple hashes are not seeded per
+    process), so a flow always gets the same value.
     """
-    h = hash(_hash_fields(key)) & 0xFFFFFFFF
-    return h or 1
+    eth_type = (key >> _S_ETH_TYPE) & _M16
+    # (a 1-tuple: the tuple hash mixes the int's hash well in every bit)
+    if eth_type == ETH_P_IP:
+        h = hash((key & _HASH_IPV4,))
+    elif eth_type == ETH_P_IPV6:
+        h = hash((key & _HASH_IPV6,))
+    else:
+        h = hash((key & _HASH_L2,))
+    return (h & 0xFFFFFFFF) or 1
 
 
 def symmetric_hash(key):

@@ -14,6 +14,7 @@ would count it for a repeated flow (one mask hit, one cache hit).
 """
 
 from .. import uapi as U
+from .flow_key import jhash_1word as _jhash_1word
 from .key_layout import S_RECIRC_ID as _S_RECIRC
 
 MASK_ARRAY_SIZE_MIN = 16
@@ -21,29 +22,6 @@ MC_HASH_SHIFT = 8
 MC_HASH_SEGS = 4          # (32 + MC_HASH_SHIFT - 1) / MC_HASH_SHIFT
 EMC_MAX = 8192
 REBALANCE_INTERVAL_MS = 4000
-
-
-def _rol(x, k):
-    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
-
-
-def _jhash_1word(a, initval):
-    # jhash_1word(a, initval) = __jhash_nwords(a, 0, 0, initval + JHASH_INITVAL + (1 << 2))
-    a &= 0xFFFFFFFF
-    init = (0xDEADBEEF + (1 << 2) + initval) & 0xFFFFFFFF
-    a = (a + init) & 0xFFFFFFFF
-    b = init
-    c = init
-    rol = _rol
-    # __jhash_final(a, b, c)
-    c ^= b; c = (c - rol(b, 14)) & 0xFFFFFFFF        # noqa: E702
-    a ^= c; a = (a - rol(c, 11)) & 0xFFFFFFFF        # noqa: E702
-    b ^= a; b = (b - rol(a, 25)) & 0xFFFFFFFF        # noqa: E702
-    c ^= b; c = (c - rol(b, 16)) & 0xFFFFFFFF        # noqa: E702
-    a ^= c; a = (a - rol(c, 4)) & 0xFFFFFFFF         # noqa: E702
-    b ^= a; b = (b - rol(a, 14)) & 0xFFFFFFFF        # noqa: E702
-    c ^= b; c = (c - rol(b, 24)) & 0xFFFFFFFF        # noqa: E702
-    return c
 
 
 class Mask:

@@ -64,13 +64,14 @@ class Vport:
         self.alive = True
         self.ethernet = True         # dev->type == ARPHRD_ETHER
         self.vnet_ok = False         # send_vnet() takes checksum/GSO offloads
+        self.tunnel = False          # a tunnel port: output() takes tun_info
 
     # ----------------------------------------------------------- type hooks
     def send(self, packet):
         """Transmit ``packet`` (bytes) out of this port, counting it."""
         raise NotImplementedError
 
-    def output(self, data, vnet=None, l3=False):
+    def output(self, data, vnet=None, l3=False, tun_info=None):
         """ovs_vport_send(): the common checks, then the type's send.
 
         ``vnet`` is the frame's virtio_net_hdr when it carries a partial
@@ -79,7 +80,8 @@ class Vport:
         Ethernet header (``l3``) cannot go out of an Ethernet port; a frame
         longer than the MTU allows (ignoring one VLAN tag, like
         packet_length(); GSO frames are exempt) counts as tx_errors.  Both
-        are dropped.
+        are dropped.  ``tun_info`` is the egress tunnel metadata (the
+        skb's set(tunnel(...))), only given to tunnel ports.
         """
         n = len(data)
         if l3 and self.ethernet:

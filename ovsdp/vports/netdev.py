@@ -91,7 +91,7 @@ class NetdevVport(Vport):
         self.max_plain = 0          # longest frame the fast output takes: MTU + Ethernet
 
     # ------------------------------------------------------------- transmit
-    def output(self, data, vnet=None, l3=False):
+    def output(self, data, vnet=None, l3=False, tun_info=None):
         """The common case in one call: a plain frame that fits the MTU goes
         straight into the TX ring; everything else takes Vport.output()."""
         n = len(data)
@@ -246,10 +246,22 @@ class NetdevVport(Vport):
         self.sock = s
         self.loop = loop
         self.max_plain = min(self.mtu + 14, TX_MAX - VNET_HDR_LEN)
-        loop.add_reader(s.fileno(), self._readable)
+        loop.add_reader(s.fileno(), self._wakeup)
+
+    def _wakeup(self):
+        """epoll: the ring has frames, or the socket has an error.  The kernel
+        sets one (ENETDOWN) when the device goes down or away, and epoll then
+        reports it until it is read: read it, or the loop spins."""
+        if self.sock is not None and not self._readable():
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err and netdev_util.ifindex(self.name) != self.ifindex:
+                self.loop.call_soon(self.dp.module.device_gone, self)
 
     def _readable(self):
+        """Take up to READ_BATCH frames off the RX ring; returns how many."""
         ring = self.ring
+        if ring is None:
+            return 0                    # the port was destroyed meanwhile
         offsets = self.offsets
         head_of = TPACKET2_HEAD.unpack_from
         head = self.head
@@ -302,6 +314,7 @@ class NetdevVport(Vport):
             # the loop (after the other sources and the TX flushes) rather
             # than sleeping in epoll; an empty look returns us to epoll.
             self.loop.call_soon(self._readable)
+        return len(frames)
 
     def kernel_drops(self):
         """Frames the kernel dropped because the ring was full."""
