@@ -480,3 +480,38 @@ def test_udp_flow_and_emc_invalidation(dp):
     dpif.flow_del("fdp", ufid=b"\x01" * 16)
     inject(daemon, "in1", udp)                   # cached decisions are gone too
     assert fetch(daemon, "out2") == [] and dpif.dp_get("fdp").n_missed == 1
+
+
+def test_execute_upcall_pid_overrides_userspace_pid(dp):
+    dpif, handler, daemon = dp
+    other = Dpif(daemon.path)
+    try:
+        dpif.execute("fdp", frame(), key(), acts(f"userspace(pid={handler.portid})"),
+                     upcall_pid=other.portid)
+        u = other.recv_upcall(5)
+        assert u is not None and u.cmd == U.OVS_PACKET_CMD_ACTION
+        assert handler.recv_upcall(0.2) is None
+    finally:
+        other.close()
+
+
+def test_action_upcall_of_a_received_packet_carries_its_hash(dp):
+    dpif, handler, daemon = dp
+    k, m = km(WC)
+    dpif.flow_new("fdp", k, acts(f"userspace(pid={handler.portid})"), mask=m)
+    inject(daemon, "in1", frame())
+    u = handler.recv_upcall(5)
+    assert u.cmd == U.OVS_PACKET_CMD_ACTION
+    assert u.hash & 0xFFFFFFFF and u.hash & U.OVS_PACKET_HASH_SW_BIT \
+        and u.hash & U.OVS_PACKET_HASH_L4_BIT
+
+
+def test_no_cache_hits_counted_without_a_mask_cache(dp):
+    dpif, _, daemon = dp
+    dpif.dp_set("fdp", masks_cache_size=0, user_features=U.OVS_DP_F_VPORT_PIDS)
+    k, m = km(WC)
+    dpif.flow_new("fdp", k, acts("2"), mask=m)
+    for i in range(5):
+        inject(daemon, "in1", frame())
+    d = dpif.dp_get("fdp")
+    assert d.n_hit == 5 and d.n_mask_hit == 5 and d.n_cache_hit == 0

@@ -133,6 +133,21 @@ def test_garbage_closes_only_that_connection(fuzz_daemon):
     alive(path, proc)
 
 
+def test_trailing_padding_is_ignored(fuzz_daemon):
+    """Fewer bytes than a header after the last message: ignored, as by Linux."""
+    path, proc = fuzz_daemon
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(5)
+    try:
+        s.send(struct.pack("=IHHII", 16, U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 9, 0)
+               + b"\0" * 8)
+        d = s.recv(100)
+        assert struct.unpack_from("=IHHIIi", d)[1::2] == (U.NLMSG_ERROR, 9, 0)
+    finally:
+        s.close()
+
+
 def test_huge_datagram(fuzz_daemon):
     path, proc = fuzz_daemon
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

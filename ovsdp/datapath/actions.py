@@ -343,7 +343,9 @@ def _do_output(dp, skb, port, kx):
 
 def _output_userspace(dp, skb, kx, us, acts):
     """output_userspace(): an OVS_PACKET_CMD_ACTION upcall."""
-    if getattr(dp, "user_features", 0) & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU:
+    if skb.upcall_pid:
+        portid = skb.upcall_pid         # EXECUTE's OVS_PACKET_ATTR_UPCALL_PID wins
+    elif getattr(dp, "user_features", 0) & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU:
         portid = dp.get_upcall_portid(skb.hash % _NR_CPUS)
     else:
         portid = us.pid

@@ -149,7 +149,8 @@ class Datapath:
             last.tcp_flags |= run_flags
         self.n_hit += hits
         self.n_mask_hit += hits
-        self.n_cache_hit += hits
+        if self.table.cache_size:
+            self.n_cache_hit += hits
 
     def process(self, data, key, vport, skb, now=None, vnet=None):
         """ovs_dp_process_packet(): look up ``key`` and act, or send a MISS upcall.
@@ -163,7 +164,8 @@ class Datapath:
         flow = table.emc.get(key)
         if flow is not None:
             self.n_mask_hit += 1
-            self.n_cache_hit += 1
+            if table.cache_size:
+                self.n_cache_hit += 1
         else:
             h = self.module.packet_hash(key) if skb is None or not skb.hash else skb.hash
             flow, mask_hit, cache_hit = table.lookup_stats(key, h)
@@ -200,8 +202,15 @@ class Datapath:
         if skb is not None:
             self.module.execute_actions(self, skb, key, flow.acts)
             return
+        module = self.module
+        h = module.packet_hash(key)         # the skb hash the lookup would have set
+        l4 = module.has_l4(key)
         for frame in self._resolve(data, vnet, vport):
-            self.module.execute_actions(self, Skb(frame, vport), key, flow.acts)
+            s = Skb(frame, vport)
+            s.hash = h
+            s.sw_hash = True
+            s.l4_hash = l4
+            module.execute_actions(self, s, key, flow.acts)
 
     def _resolve(self, data, vnet, vport):
         """The frame with its pending offloads done in software."""

@@ -272,8 +272,8 @@ class GenlCore:
     def receive(self, peer, data):
         """Handle one datagram from ``peer`` (netlink_rcv_skb).
 
-        Returns False when the datagram is not framed as netlink messages at
-        all (the transport then closes the connection), else True.
+        Returns False when the datagram is not framed as netlink messages
+        (the transport then closes the connection), else True.
         """
         msgs, consumed = split(data)
         for hdr, msg in msgs:
@@ -295,7 +295,10 @@ class GenlCore:
             if hdr.flags & U.NLM_F_ACK or err:
                 peer.send(build_error(msg, err, peer.portid, extmsg, offset,
                                       peer.cap_ack, peer.ext_ack))
-        return consumed == len(data)
+        # Like netlink_rcv_skb, fewer bytes than a header after the last
+        # message are ignored; a datagram without one good message, or with
+        # a bad header, is garbage.
+        return bool(msgs) and len(data) - consumed < U.NLMSG_HDRLEN
 
     def rcv_msg(self, peer, hdr, msg):
         """genl_rcv_msg: returns True when a dump was started."""
