@@ -8,6 +8,7 @@ import signal
 from .. import uapi as U
 from ..datapath.flow_table import REBALANCE_INTERVAL_MS
 from ..datapath.module import Module
+from ..vports.linkwatch import LinkWatch
 from .loop import Loop
 from .transport import Server
 
@@ -26,6 +27,13 @@ class Daemon:
         self.loop = Loop()
         self.module = Module(real_devices=real_devices, loop=self.loop)
         self.server = Server(self.module, self.loop, self.path)
+        self.linkwatch = None
+        if real_devices:
+            # netdev ports whose device is deleted are detached (dp_notify)
+            try:
+                self.linkwatch = LinkWatch(self.module, self.loop)
+            except OSError as e:
+                log.warning("cannot watch rtnetlink for vanished devices: %s", e)
         self.loop.call_every(REBALANCE_INTERVAL_MS / 1000, self._rebalance)
 
     def _rebalance(self):
@@ -39,6 +47,8 @@ class Daemon:
         self.loop.stop()
 
     def close(self):
+        if self.linkwatch is not None:
+            self.linkwatch.close()
         self.server.shutdown()
         self.module.shutdown()
         self.loop.close()

@@ -41,6 +41,9 @@ def main(argv=None):
         signal.signal(s, on_signal)
     try:
         sw.run(stop_fd=r)
+    except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        print("ovsdp switchd: the ovsdp daemon went away", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"ovsdp switchd: {e}", file=sys.stderr)
         return 1
