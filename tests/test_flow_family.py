@@ -511,7 +511,7 @@ def test_no_cache_hits_counted_without_a_mask_cache(dp):
     dpif.dp_set("fdp", masks_cache_size=0, user_features=U.OVS_DP_F_VPORT_PIDS)
     k, m = km(WC)
     dpif.flow_new("fdp", k, acts("2"), mask=m)
-    for i in range(5):
+    for _ in range(5):
         inject(daemon, "in1", frame())
     d = dpif.dp_get("fdp")
     assert d.n_hit == 5 and d.n_mask_hit == 5 and d.n_cache_hit == 0

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovsdp.datapath import key_layout as K
-from ovsdp.datapath.flow_table import FlowTable, Flow
+from ovsdp.datapath.flow_table import Flow, FlowTable
 
 # A small key space so that random keys often hit random flows.
 FIELDS = {

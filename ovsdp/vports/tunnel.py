@@ -1,17 +1,129 @@
 """Tunnel vport types: gre, vxlan, geneve (vport-gre.c, vport-vxlan.c, vport-geneve.c).
 
+The kernel's tunnel vports are flow-based ("collect_md", "external") tunnel
+devices: what they receive enters the datapath with the outer headers in
+the flow key's tunnel fields, and what the datapath sends them is
+encapsulated as the set(tunnel(...)) action before the output says.  ovsdp's
+tunnel ports do the same from userspace; the wire formats are in
+:mod:`.encap`.
+
 Creation rules and options are the kernel's: VXLAN and Geneve need
 OVS_TUNNEL_ATTR_DST_PORT (a u16), VXLAN may carry the GBP extension, GRE has
-no options, and none of them can change options after creation.
+no options, and none of them can change options after creation.  The ports'
+MTUs are the large ones the kernel gives OVS tunnel devices.
+
+Receive (with real devices, once :meth:`TunnelVport.start` ran).  A VXLAN or
+Geneve port owns UDP port ``dst_port`` in the daemon's network namespace: a
+UDP socket bound to it (dual-stack) keeps the port taken (a second port on
+it fails with EADDRINUSE, a second Geneve port with EPERM as
+geneve_configure() says) and the kernel from answering ICMP port
+unreachable; its copies are read and thrown away.  The packets are read,
+outer headers included, from raw IPPROTO_UDP sockets (IPv4 and IPv6)
+filtered to that port.  A GRE port (one per namespace, like the kernel's
+single collect_md gretap; a second one is EEXIST) reads IP protocol 47 from
+a raw socket and takes Ethernet payloads (ETH_P_TEB) only, IPv4 only, as
+the gretap device does.  A received packet is checked as the kernel checks
+it (UDP length and checksum, VXLAN flags and reserved bits, Geneve version
+and protocol, GRE version/routing bits and checksum; a GRE packet *with* a
+checksum is an rx_errors, as ip_tunnel_rcv() finds the CSUM flag the
+collect_md device's i_flags lack), its inner frame's ECN is decapsulated
+(INET_ECN_decapsulate) and it enters the datapath with tunnel metadata in
+the key (:meth:`Datapath.receive`'s ``meta``) as ip_tunnel_info gives it to
+ovs_flow_key_extract(): tun_id from the VNI or GRE key with TUN_F_KEY (a GRE
+packet without a key has neither), the outer addresses, TOS (traffic class)
+and TTL (hop limit), tun_proto, the UDP source and destination ports,
+TUN_F_DONT_FRAGMENT when an IPv4 outer header has DF (ip_tun_rx_dst()),
+TUN_F_CSUM when the UDP checksum is not zero, for Geneve TUN_F_OAM, the
+critical bit (flow_netlink's TUN_F_CRIT_OPT) and the options with
+TUN_F_GENEVE_OPT, for VXLAN with the GBP extension and a G bit struct
+vxlan_metadata with TUN_F_VXLAN_OPT.  The port counts rx_packets and
+rx_bytes as the device does (the inner frame less its Ethernet header for
+VXLAN and Geneve, the whole inner frame for GRE), and rx_errors and
+rx_dropped where the device does.
+
+A raw socket sees a packet before the offloads of a sender on this host
+(a tunnel device in another namespace, over a veth) are done: checksums
+holding only their pseudo-header sum (taken as valid, as the UDP layer
+takes CHECKSUM_PARTIAL), an outer checksum computed for the packet whose
+inner checksum is still to be filled in (local checksum offload), GSO
+super-packets.  The inner TCP/UDP checksum is completed, and a TCP
+super-frame enters the datapath as a GSO frame (a virtio_net_hdr; the
+original segment size is lost, 1500-byte segments are cut where needed).
+
+Transmit: :meth:`TunnelVport.output` takes the frame and the egress
+TunnelInfo.  Without one the frame is dropped as the device drops it
+(VXLAN counts nothing, Geneve and GRE count tx_dropped).  Otherwise it is
+encapsulated: the outer destination and source (the route's source when the
+key has none), TTL (0: the route's default hop limit; GRE inherits the
+inner packet's), TOS (GRE: 1 inherits the inner one) with the inner
+packet's ECN (ip_tunnel_ecn_encap), DF from TUN_F_DONT_FRAGMENT (without it
+the kernel fragments the outer packet when needed), the UDP source port
+from a flow hash, in the local port range (VXLAN) or 1..65535 (Geneve) like
+udp_flow_src_port(), the destination port (VXLAN: the key's tp_dst when not
+zero, else the port's; Geneve: always the port's), the VNI (low 24 bits of
+tun_id), VXLAN GBP (ports with the extension), Geneve options with the OAM
+and critical bits, the GRE key (low 32 bits of tun_id) and checksum from
+TUN_F_KEY/TUN_F_CSUM, the UDP checksum with TUN_F_CSUM.  The packet goes
+out of a raw socket (IPPROTO_UDP or IPPROTO_GRE; the kernel writes the IP
+header from IP_TOS/IP_TTL/IP_PKTINFO control messages and routes it);
+tx_packets/tx_bytes count the inner frame less its L2 header, as
+iptunnel_xmit_stats() does; routing and sending failures count tx_errors,
+a full socket buffer tx_dropped.  Frames with offloads pending are
+checksummed and segmented first.  :meth:`TunnelVport.fill_metadata_dst` is
+ndo_fill_metadata_dst() for userspace actions with an egress tunnel port.
+
+In memory (``Module(real_devices=False)``) no socket is opened: a received
+packet can be handed to :meth:`UdpTunnelVport.receive_ipv4` (or
+``receive_ipv6``, :meth:`GreVport.receive_ipv4`), and a transmitted one is
+kept in :attr:`TunnelVport.sent` as an :class:`Encap` (with a source
+address of 0 unless the key gives one).
 """
 
+import collections
+import ctypes
 import errno
+import logging
+import socket
 import struct
+import time
 
 from .. import uapi as U
+from ..datapath import key_layout as K
+from ..datapath.flow_netlink import TUN_F_CRIT_OPT
+from ..datapath.offload import OffloadError, resolve
+from ..datapath.skb import TunnelInfo
 from ..datapath.vport import Vport, VportOps
 from ..netlink import attr as A
 from ..netlink.attr import NetlinkError, nla_flag, nla_nest, nla_u16
+from . import encap as E
+
+log = logging.getLogger(__name__)
+
+SOL_IP = 0
+IP_PKTINFO = 8
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_DONT = 0
+IP_PMTUDISC_DO = 2
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+RCVBUF = 4 << 20                    # room for bursts between two turns of the loop
+READ_BATCH = 64
+ROUTE_CACHE_SECONDS = 1.0
+
+# The device MTUs the kernel gives OVS tunnel ports ("openvswitch users
+# expect packet sizes to be unrestricted"): IP_MAX_MTU less the headers.
+VXLAN_MTU = 65535                    # vxlan: IP_MAX_MTU (no lower device to bound it)
+GENEVE_MTU = 65535 - 16 - 14 - 40    # geneve: IP_MAX_MTU - base hlen - ETH - IPv6
+GRE_MTU = 65535 - 4 - 20 - 14        # gretap: IP_MAX_MTU - GRE - IPv4 - ETH
+
+_F_DF = K.TUN_F_DONT_FRAGMENT
+_F_CSUM = K.TUN_F_CSUM
+_F_OAM = K.TUN_F_OAM
+_F_KEY = K.TUN_F_KEY
+_F_GENEVE_OPT = K.TUN_F_GENEVE_OPT
+_F_VXLAN_OPT = K.TUN_F_VXLAN_OPT
+_F_CRIT_OPT = TUN_F_CRIT_OPT
+_VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
 
 def find_nested(payload, atype):
@@ -22,40 +134,727 @@ def find_nested(payload, atype):
     return None
 
 
+# ----------------------------------------------------------------- sockets
+def _bpf(*insns):
+    """SO_ATTACH_FILTER argument for classic BPF ``(code, jt, jf, k)`` tuples;
+    returns (sock_fprog bytes, the buffer that must outlive the call)."""
+    prog = b"".join(struct.pack("=HBBI", *i) for i in insns)
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    return struct.pack("@HP", len(insns), ctypes.addressof(buf)), buf
+
+
+def _attach(sock, *insns):
+    fprog, buf = _bpf(*insns)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    del buf
+
+
+_RET_ALL = (0x06, 0, 0, 0x40000)         # ret #262144: the whole packet
+_RET_NONE = (0x06, 0, 0, 0)              # ret #0: drop
+
+
+def _udp_port_filter_v4(port):
+    """Raw IPv4 socket (data from the IP header): UDP destination port == port."""
+    return ((0xB1, 0, 0, 0),             # ldxb 4*([0]&0xf)
+            (0x48, 0, 0, 2),             # ldh [x+2]
+            (0x15, 0, 1, port),          # jeq #port
+            _RET_ALL, _RET_NONE)
+
+
+def _udp_port_filter_v6(port):
+    """Raw IPv6 socket (data from the transport header): dst port == port."""
+    return ((0x28, 0, 0, 2),             # ldh [2]
+            (0x15, 0, 1, port),
+            _RET_ALL, _RET_NONE)
+
+
+def _raw(family, proto, recv_filter=None):
+    """A non-blocking raw socket; one only sending gets a drop-all filter
+    (raw sockets receive a copy of every packet of their protocol)."""
+    s = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                      proto)
+    try:
+        _attach(s, *(recv_filter or (_RET_NONE,)))
+    except OSError:
+        s.close()
+        raise
+    try:
+        while True:                     # what came before the filter
+            s.recv(65536)
+    except OSError:
+        pass
+    return s
+
+
+def _big_rcvbuf(sock):
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+
+
+def _addr(family, a):
+    return socket.inet_ntop(family, a.to_bytes(4 if family == E.AF_INET else 16, "big"))
+
+
+def _addr_int(family, s):
+    return int.from_bytes(socket.inet_pton(family, s), "big")
+
+
+def ipv6_available():
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+        return True
+    except OSError:
+        return False
+
+
+def local_port_range():
+    """net.ipv4.ip_local_port_range (inet_get_local_port_range())."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+class TxError(Exception):
+    """A frame the tunnel device does not send; ``counter`` is the statistic
+    it counts (None: none)."""
+
+    def __init__(self, counter, why=""):
+        super().__init__(why)
+        self.counter = counter
+
+
+class Encap:
+    """An encapsulated packet: the outer IP header's fields and its payload
+    (UDP or GRE header on).  ``src`` 0 means "chosen by routing"; ``ttl`` 0
+    the route's default hop limit."""
+
+    __slots__ = ("family", "src", "dst", "tos", "ttl", "df", "proto", "payload", "csum")
+
+    def __init__(self, family, src, dst, tos, ttl, df, proto, payload, csum=False):
+        self.family = family
+        self.src = src
+        self.dst = dst
+        self.tos = tos
+        self.ttl = ttl
+        self.df = df
+        self.proto = proto
+        self.payload = payload
+        self.csum = csum                    # UDP: the checksum is still to be computed
+
+    def __repr__(self):
+        return (f"Encap(family={self.family}, src={_addr(self.family, self.src)}, "
+                f"dst={_addr(self.family, self.dst)}, tos={self.tos:#x}, ttl={self.ttl}, "
+                f"df={self.df}, proto={self.proto}, {len(self.payload)} bytes)")
+
+
+# ------------------------------------------------------------------- vports
 class TunnelVport(Vport):
-    """A tunnel port.  ovsdp does not carry tunnel traffic yet: a frame sent
-    out of a tunnel port is dropped and counted in tx_dropped."""
+    """A tunnel port (the common part of the three types)."""
 
     dst_port = 0
     gbp = False
+    mtu_default = 65535
+    port_range = (1, 65535)
 
-    def send(self, packet):
-        self.tx_dropped += 1
+    def __init__(self, ops, parms):
+        super().__init__(ops, parms)
+        self.tunnel = True
+        self.mtu = self.mtu_default
+        self.loop = None
+        self.sent = collections.deque(maxlen=4096)  # in memory: what would have gone out
+        self._socks = []                    # every socket this port opened
+        self._readers = []                  # their fds registered with the loop
+        self._tx = {}                       # (family, df) -> raw socket
+        self._routes = {}                   # (family, dst) -> (src, expiry)
 
     def get_options(self):
         return None
 
+    # ------------------------------------------------------------ transmit
+    def output(self, data, vnet=None, l3=False, tun_info=None):
+        """ovs_vport_send() to a tunnel device: the common checks, then the
+        encapsulation with ``tun_info`` (None: no set(tunnel()) happened)."""
+        if l3:
+            self.tx_dropped += 1            # an Ethernet device takes no L3 packet
+            return
+        if vnet is not None:
+            try:
+                frames = resolve(data, vnet)
+            except OffloadError:
+                self.tx_errors += 1
+                return
+            for f in frames:
+                self.output(f, None, False, tun_info)
+            return
+        n = len(data)
+        if n > self.mtu + 14:
+            length = n - 14
+            if data[12:14] in _VLAN_TPIDS:
+                length -= 4
+            if length > self.mtu:
+                self.tx_errors += 1
+                return
+        self._xmit(data, tun_info)
 
-class GreOps(VportOps):
-    type = U.OVS_VPORT_TYPE_GRE
-    name = "gre"
+    def send(self, packet):
+        """A frame with no egress tunnel metadata."""
+        self._xmit(packet, None)
 
-    def create(self, parms):
-        check_name(self.module, parms.name)
-        vport = TunnelVport(self, parms)
-        vport.ifindex = self.module.virtual_ifindex()
-        return vport
+    def no_tun_info(self):
+        """The device's count for a frame without TX tunnel metadata."""
+        self.tx_dropped += 1
+
+    def _xmit(self, frame, tun_info):
+        if tun_info is None:
+            self.no_tun_info()
+            return
+        try:
+            enc = self.encapsulate(frame, E.TunKey(tun_info.key))
+            self._transmit(enc, frame)
+        except TxError as e:
+            if e.counter is not None:
+                setattr(self, e.counter, getattr(self, e.counter) + 1)
+
+    def encapsulate(self, frame, tk):
+        """The :class:`Encap` of ``frame`` for the tunnel key ``tk``, or TxError."""
+        raise NotImplementedError
+
+    def _transmit(self, enc, frame):
+        if enc.csum:
+            # the UDP checksum covers the source address: routing's choice
+            # is looked up and then given to the kernel explicitly
+            if not enc.src and self.loop is not None:
+                enc.src = self.route_source(enc.family, enc.dst)
+            c = E.udp_checksum(enc.family, enc.src, enc.dst, enc.payload)
+            enc.payload = enc.payload[:6] + struct.pack("!H", c) + enc.payload[8:]
+            enc.csum = False
+        if self.loop is None:
+            self.sent.append(enc)
+        else:
+            self._send(enc)
+        self.tx_packets += 1
+        self.tx_bytes += len(frame) - E.l2_len(frame)
+
+    def _send(self, enc):
+        family = enc.family
+        sock = self._tx.get((family, enc.df))
+        if sock is None:
+            sock = self._tx_socket(family, enc.df, enc.proto)
+        anc = []
+        if family == E.AF_INET:
+            if enc.tos:
+                anc.append((SOL_IP, socket.IP_TOS, struct.pack("=i", enc.tos)))
+            if enc.ttl:
+                anc.append((SOL_IP, socket.IP_TTL, struct.pack("=i", enc.ttl)))
+            if enc.src:
+                anc.append((SOL_IP, IP_PKTINFO, struct.pack("=I4s4x", 0,
+                                                            enc.src.to_bytes(4, "big"))))
+            dest = (_addr(family, enc.dst), 0)
+        else:
+            if enc.tos:
+                anc.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("=i", enc.tos)))
+            if enc.ttl:
+                anc.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT,
+                            struct.pack("=i", enc.ttl)))
+            if enc.src:
+                anc.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
+                            enc.src.to_bytes(16, "big") + b"\0\0\0\0"))
+            dest = (_addr(family, enc.dst), 0, 0, 0)
+        try:
+            sock.sendmsg((enc.payload,), anc, socket.MSG_DONTWAIT, dest)
+        except (BlockingIOError, InterruptedError):
+            raise TxError("tx_dropped", "socket buffer full") from None
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:
+                raise TxError("tx_dropped", str(e)) from None
+            raise TxError("tx_errors", str(e)) from None
+
+    def _tx_socket(self, family, df, proto):
+        try:
+            s = _raw(family, proto)
+        except OSError as e:
+            raise TxError("tx_errors", f"cannot open a raw socket: {e}") from None
+        self._socks.append(s)
+        if family == E.AF_INET:
+            s.setsockopt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT)
+        self._tx[(family, df)] = s
+        return s
+
+    def route_source(self, family, dst):
+        """The source address routing chooses for ``dst`` (TxError when none)."""
+        now = time.monotonic()
+        hit = self._routes.get((family, dst))
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((_addr(family, dst), 9))
+                src = _addr_int(family, s.getsockname()[0])
+        except OSError as e:
+            raise TxError("tx_errors", f"no route to {_addr(family, dst)}: {e}") from None
+        if len(self._routes) > 1024:
+            self._routes.clear()
+        self._routes[(family, dst)] = (src, now + ROUTE_CACHE_SECONDS)
+        return src
+
+    def fill_metadata_dst(self, skb):
+        """ndo_fill_metadata_dst(): complete ``skb.tun_info`` with what the
+        device would choose (source address, UDP ports); 0 or an errno.
+
+        The source address comes from a route lookup (a connect()ed UDP
+        socket, also in memory); a new TunnelInfo replaces the skb's, as
+        skb_tunnel_info_unclone() leaves the flow's actions untouched."""
+        if skb.tun_info is None:
+            return errno.EINVAL
+        tk = E.TunKey(skb.tun_info.key)
+        try:
+            self.fill_key(tk, skb.data)
+        except TxError:
+            return errno.ENETUNREACH
+        skb.tun_info = TunnelInfo(tk.key())
+        return 0
+
+    def fill_key(self, tk, frame):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- receive
+    def deliver(self, meta, inner, outer_tos, rx_len):
+        """The common end of a decapsulation: the inner frame's checks and
+        ECN, the statistics, the datapath."""
+        if not E.inet_may_pull(inner):
+            self.rx_errors += 1             # rx_length_errors
+            return
+        rc, inner = E.ecn_decapsulate(outer_tos, inner)
+        if rc > 1:
+            self.rx_errors += 1             # rx_frame_errors
+            return
+        vnet = E.gso_vnet(inner) if len(inner) > 1518 else None
+        if vnet is None:
+            inner = E.complete_partial_csum(inner)
+        if type(inner) is not bytes:
+            inner = bytes(inner)
+        self.rx_packets += 1
+        self.rx_bytes += rx_len(inner)
+        self.dp.receive(inner, self, vnet, meta=self.key_meta | meta)
+
+    def _drop(self, d):
+        if d.counter is not None:
+            setattr(self, d.counter, getattr(self, d.counter) + 1)
+
+    # ---------------------------------------------------------- event loop
+    def start(self, loop):
+        """Open the port's sockets (real devices only)."""
+        if not self.ops.module.real_devices:
+            return
+        self.loop = loop
+        try:
+            self.open_sockets()
+        except OSError as e:
+            self.destroy()
+            code = e.errno or errno.EIO
+            raise NetlinkError(code, f"{self.name}: cannot open the tunnel's sockets: "
+                               f"{e.strerror or e}") from None
+
+    def open_sockets(self):
+        raise NotImplementedError
+
+    def _reader(self, sock, callback):
+        self.loop.add_reader(sock.fileno(), callback)
+        self._readers.append(sock.fileno())
+
+    def destroy(self):
+        super().destroy()
+        if self.loop is not None:
+            for fd in self._readers:
+                self.loop.remove_reader(fd)
+        self._readers = []
+        for s in self._socks:
+            s.close()
+        self._socks = []
+        self._tx = {}
+
+    def _sock(self, s):
+        self._socks.append(s)
+        return s
 
 
-class _UdpTunnelVport(TunnelVport):
+class UdpTunnelVport(TunnelVport):
+    """VXLAN and Geneve: a UDP port."""
+
+    zero_csum6_ok = True                 # a zero UDP checksum over IPv6 is taken
+
+    def __init__(self, ops, parms):
+        super().__init__(ops, parms)
+        self._rx4 = self._rx6 = self._claim = None
+        self._junk = bytearray(65536)
+
     def get_options(self):
         parts = [nla_u16(U.OVS_TUNNEL_ATTR_DST_PORT, self.dst_port)]
         if self.gbp:
             parts.append(nla_nest(U.OVS_TUNNEL_ATTR_EXTENSION, nla_flag(U.OVS_VXLAN_EXT_GBP)))
         return b"".join(parts)
 
+    # ------------------------------------------------------------- sockets
+    def destroy(self):
+        super().destroy()
+        self._rx4 = self._rx6 = self._claim = None
+
+    def open_sockets(self):
+        port = self.dst_port
+        v6 = ipv6_available()
+        if v6:
+            c = self._sock(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                                         | socket.SOCK_CLOEXEC))
+            c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            c.bind(("::", port))
+        else:
+            c = self._sock(socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                                         | socket.SOCK_CLOEXEC))
+            c.bind(("0.0.0.0", port))
+        self._claim = c
+        self._rx4 = self._sock(_raw(socket.AF_INET, socket.IPPROTO_UDP,
+                                    _udp_port_filter_v4(port)))
+        _big_rcvbuf(self._rx4)
+        if v6:
+            r6 = self._sock(_raw(socket.AF_INET6, socket.IPPROTO_UDP, _udp_port_filter_v6(port)))
+            _big_rcvbuf(r6)
+            for opt in (socket.IPV6_RECVPKTINFO, socket.IPV6_RECVHOPLIMIT,
+                        socket.IPV6_RECVTCLASS):
+                r6.setsockopt(socket.IPPROTO_IPV6, opt, 1)
+            self._rx6 = r6
+        self._reader(self._rx4, self._read4)
+        if self._rx6 is not None:
+            self._reader(self._rx6, self._read6)
+        self._reader(c, self._drain)
+
+    def _read4(self):
+        sock = self._rx4
+        if sock is None:
+            return
+        for _ in range(READ_BATCH):
+            if sock is not self._rx4:
+                return                          # destroyed by what the last packet did
+            try:
+                pkt = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug("%s: receive failed: %s", self.name, e)
+                return
+            self.receive_ipv4(pkt)
+        self._drain()
+        self.loop.call_soon(self._read4)
+
+    def _read6(self):
+        sock = self._rx6
+        if sock is None:
+            return
+        for _ in range(READ_BATCH):
+            if sock is not self._rx6:
+                return
+            try:
+                data, anc, _flags, addr = sock.recvmsg(65536, 256)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug("%s: receive failed: %s", self.name, e)
+                return
+            dst = tclass = hlim = None
+            for level, typ, val in anc:
+                if level != socket.IPPROTO_IPV6:
+                    continue
+                if typ == socket.IPV6_PKTINFO and len(val) >= 16:
+                    dst = int.from_bytes(val[:16], "big")
+                elif typ == socket.IPV6_HOPLIMIT and len(val) >= 4:
+                    hlim = struct.unpack_from("=i", val)[0]
+                elif typ == socket.IPV6_TCLASS and len(val) >= 4:
+                    tclass = struct.unpack_from("=i", val)[0]
+            if dst is None or hlim is None or tclass is None:
+                continue
+            src = _addr_int(socket.AF_INET6, addr[0].split("%")[0])
+            self.receive_ipv6(src, dst, tclass & 0xFF, hlim & 0xFF, data)
+        self._drain()
+        self.loop.call_soon(self._read6)
+
+    def _drain(self):
+        """Empty the UDP socket that holds the port (its copies are unused)."""
+        c = self._claim
+        if c is None:
+            return
+        for _ in range(4 * READ_BATCH):
+            try:
+                c.recv_into(self._junk)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    # ------------------------------------------------------------- receive
+    def receive_ipv4(self, pkt):
+        """A whole IPv4 packet (a raw socket's read) for this port's UDP port."""
+        ip = E.parse_ipv4(pkt)
+        if ip is None:
+            return
+        ihl, tos, df, ttl, proto, src, dst, tot = ip
+        if proto != E.IPPROTO_UDP:
+            return
+        u = E.udp_ok(E.AF_INET, src, dst, pkt[ihl:tot])
+        if u is None:
+            return
+        self.receive_udp(E.AF_INET, src, dst, tos, ttl, df, u)
+
+    def receive_ipv6(self, src, dst, tclass, hlim, l4):
+        """An IPv6 packet's transport bytes (UDP header on) and outer fields."""
+        u = E.udp_ok(E.AF_INET6, src, dst, l4, self.zero_csum6_ok)
+        if u is None:
+            return
+        self.receive_udp(E.AF_INET6, src, dst, tclass, hlim, False, u)
+
+    def receive_udp(self, family, src, dst, tos, ttl, df, u):
+        sport, dport, has_csum, udp, csum_ok = u
+        if dport != self.dst_port:
+            return
+        flags = (_F_CSUM if has_csum else 0) | (_F_DF if df else 0)
+        try:
+            tun_id, flags, opts, inner = self.decap(udp, flags)
+        except E.Drop as d:
+            if csum_ok:
+                self._drop(d)
+            return                  # (a bad checksum: the UDP layer's drop)
+        if not csum_ok:
+            full = E.complete_partial_csum(inner)
+            if full is inner or not E.udp_recheck(family, src, dst,
+                                                  udp[:len(udp) - len(inner)], full):
+                return              # a bad UDP checksum: dropped by the UDP layer
+            inner = full
+        meta = E.tunnel_meta(family, src, dst, tos, ttl, sport, dport, flags, tun_id, opts)
+        self.deliver(meta, inner, tos, _len_less_eth)
+
+    def decap(self, udp, flags):
+        """(tun_id, tun_flags, option bytes, inner frame) of a datagram."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ transmit
+    def _udp_encap(self, frame, tk, dport, hdr):
+        """The Encap of a UDP tunnel packet carrying ``hdr`` + ``frame``."""
+        sport = E.udp_src_port(E.flow_hash(frame), *self.port_range)
+        payload = E.udp_header(sport, dport, len(hdr) + len(frame)) + hdr + frame
+        df = bool(tk.flags & _F_DF) and tk.family == E.AF_INET
+        return Encap(tk.family, tk.src, tk.dst, E.ecn_encapsulate(tk.tos, frame), tk.ttl, df,
+                     E.IPPROTO_UDP, payload, bool(tk.flags & _F_CSUM))
+
+    def _fill_udp(self, tk, frame, dport):
+        tk.tp_src = E.udp_src_port(E.flow_hash(frame), *self.port_range)
+        tk.tp_dst = dport
+        if not tk.src:
+            tk.src = self.route_source(tk.family, tk.dst)
+
+
+def _len_less_eth(inner):
+    return len(inner) - E.ETH_HLEN
+
+
+def _vlan_inet_prepare(frame):
+    """skb_vlan_inet_prepare(): an IPv4/IPv6 frame (VLAN tags skipped) must
+    hold its base network header."""
+    t, off = E.inner_l3(frame)
+    if len(frame) < E.ETH_HLEN:
+        return False
+    need = 20 if t == E.ETH_P_IP else 40 if t == E.ETH_P_IPV6 else 0
+    return len(frame) >= off + need
+
+
+class VxlanVport(UdpTunnelVport):
+    mtu_default = VXLAN_MTU
+
+    def __init__(self, ops, parms):
+        super().__init__(ops, parms)
+        self.port_range = local_port_range()   # VXLAN's port_min/max 0: the local range
+
+    def no_tun_info(self):
+        pass                                    # vxlan_xmit(): kfree_skb, no counter
+
+    def decap(self, udp, flags):
+        vni, gbp, inner = E.vxlan_decap(udp, self.gbp)
+        flags |= _F_KEY
+        opts = b""
+        if gbp is not None:
+            flags |= _F_VXLAN_OPT
+            opts = E.vxlan_opts(gbp)
+        return vni, flags, opts, inner
+
+    def encapsulate(self, frame, tk):
+        if tk.family == E.AF_INET and not tk.dst:
+            # IP_TUNNEL_INFO_BRIDGE: the VNI's FDB, empty in a collect_md device
+            raise TxError("tx_dropped", "bridge mode without FDB")
+        if not _vlan_inet_prepare(frame):
+            raise TxError("tx_dropped", "inner IP header cut short")
+        gbp = None
+        if tk.flags & _F_VXLAN_OPT:
+            if len(tk.opts) < 4:
+                raise TxError("tx_dropped", "VXLAN options too short")
+            if self.gbp:
+                gbp = E.vxlan_gbp(tk.opts)
+        dport = tk.tp_dst or self.dst_port
+        return self._udp_encap(frame, tk, dport, E.vxlan_header(tk.tun_id, gbp))
+
+    def fill_key(self, tk, frame):
+        self._fill_udp(tk, frame, tk.tp_dst or self.dst_port)
+
+
+class GeneveVport(UdpTunnelVport):
+    mtu_default = GENEVE_MTU
+    zero_csum6_ok = False                       # use_udp6_rx_checksums
+    port_range = (1, 65535)
+
+    def open_sockets(self):
+        for v in self.ops.module.vports_by_name.values():
+            if (v is not self and isinstance(v, GeneveVport) and v.dst_port == self.dst_port
+                    and v._claim is not None):
+                raise NetlinkError(errno.EPERM, "there can be only one externally controlled "
+                                   f"Geneve device on port {self.dst_port} ({v.name})")
+        super().open_sockets()
+
+    def decap(self, udp, flags):
+        vni, oam, crit, opts, inner = E.geneve_decap(udp)
+        flags |= _F_KEY | (_F_OAM if oam else 0) | (_F_CRIT_OPT if crit else 0)
+        if opts:
+            flags |= _F_GENEVE_OPT
+        return vni, flags, opts, inner
+
+    def encapsulate(self, frame, tk):
+        if tk.family == E.AF_INET and not tk.dst:
+            raise TxError("tx_errors", "no destination")
+        if not _vlan_inet_prepare(frame):
+            raise TxError("tx_errors", "inner IP header cut short")
+        # options_len / 4 words; options copied only with TUN_F_GENEVE_OPT
+        opts = tk.opts if tk.flags & _F_GENEVE_OPT else bytes(len(tk.opts))
+        opts += bytes(-len(opts) % 4)
+        hdr = E.geneve_header(tk.tun_id, tk.flags & _F_OAM, tk.flags & _F_CRIT_OPT, opts)
+        return self._udp_encap(frame, tk, self.dst_port, hdr)
+
+    def fill_key(self, tk, frame):
+        self._fill_udp(tk, frame, self.dst_port)
+
+
+class GreVport(TunnelVport):
+    mtu_default = GRE_MTU
+
+    def __init__(self, ops, parms):
+        super().__init__(ops, parms)
+        self._rx = None
+
+    def open_sockets(self):
+        for v in self.ops.module.vports_by_name.values():
+            if v is not self and isinstance(v, GreVport) and v._rx is not None:
+                raise NetlinkError(errno.EEXIST, f"{v.name} is this namespace's GRE port")
+        self._rx = self._sock(_raw(socket.AF_INET, E.IPPROTO_GRE, (_RET_ALL,)))
+        _big_rcvbuf(self._rx)
+        self._reader(self._rx, self._read)
+
+    def destroy(self):
+        super().destroy()
+        self._rx = None
+
+    def _read(self):
+        sock = self._rx
+        if sock is None:
+            return
+        for _ in range(READ_BATCH):
+            if sock is not self._rx:
+                return
+            try:
+                pkt = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug("%s: receive failed: %s", self.name, e)
+                return
+            self.receive_ipv4(pkt)
+        self.loop.call_soon(self._read)
+
+    def receive_ipv4(self, pkt):
+        """A whole IPv4 packet (a raw socket's read) carrying GRE."""
+        ip = E.parse_ipv4(pkt)
+        if ip is None:
+            return
+        ihl, tos, df, ttl, proto, src, dst, tot = ip
+        if proto != E.IPPROTO_GRE:
+            return
+        try:
+            gre = pkt[ihl:tot]
+            gflags, key, gproto, hlen, inner, csum_ok = E.gre_decap(gre)
+            if not csum_ok:
+                full = E.complete_partial_csum(inner)
+                if full is inner or E.inet_csum(gre[:hlen], full):
+                    raise E.Drop(None, "bad GRE checksum")
+                inner = full
+            if gproto != E.ETH_P_TEB:
+                raise E.Drop(None, "not Ethernet over GRE")
+            if len(inner) < E.ETH_HLEN:
+                raise E.Drop(None, "inner frame shorter than an Ethernet header")
+            if gflags & E.GRE_CSUM:
+                # ip_tunnel_rcv(): the collect_md device's i_flags have no
+                # CSUM, so a checksummed packet is a CRC error
+                raise E.Drop("rx_errors", "GRE checksum present")
+        except E.Drop as d:
+            self._drop(d)
+            return
+        flags = (_F_KEY if key is not None else 0) | (_F_DF if df else 0)
+        meta = E.tunnel_meta(E.AF_INET, src, dst, tos, ttl, 0, 0, flags, key or 0)
+        self.deliver(meta, inner, tos, len)
+
+    def encapsulate(self, frame, tk):
+        if tk.family != E.AF_INET:
+            raise TxError("tx_dropped", "GRE tunnels are IPv4")
+        if not _vlan_inet_prepare(frame):
+            raise TxError("tx_dropped", "inner IP header cut short")
+        if not tk.dst:
+            raise TxError("tx_errors", "no destination")
+        inherit = E.inner_ttl_tos(frame)
+        tos = tk.tos
+        if tos == 1 and inherit is not None:
+            tos = inherit[1]
+        ttl = tk.ttl
+        if not ttl and inherit is not None:
+            ttl = inherit[0]
+        key = tk.tun_id & 0xFFFFFFFF if tk.flags & _F_KEY else None
+        payload = E.gre_header(E.ETH_P_TEB, key, tk.flags & _F_CSUM, frame) + frame
+        return Encap(E.AF_INET, tk.src, tk.dst, E.ecn_encapsulate(tos, frame), ttl,
+                     bool(tk.flags & _F_DF), E.IPPROTO_GRE, payload)
+
+    def fill_key(self, tk, frame):
+        if tk.family != E.AF_INET:
+            raise TxError(None, "GRE tunnels are IPv4")
+        if not tk.src:
+            tk.src = self.route_source(tk.family, tk.dst)
+
+    def fill_metadata_dst(self, skb):
+        if skb.tun_info is not None and E.TunKey(skb.tun_info.key).family != E.AF_INET:
+            return errno.EINVAL
+        return super().fill_metadata_dst(skb)
+
+
+# ---------------------------------------------------------------------- ops
+class GreOps(VportOps):
+    type = U.OVS_VPORT_TYPE_GRE
+    name = "gre"
+
+    def create(self, parms):
+        check_name(self.module, parms.name)
+        vport = GreVport(self, parms)
+        vport.ifindex = self.module.virtual_ifindex()
+        return vport
+
 
 class _UdpTunnelOps(VportOps):
+    vport_class = UdpTunnelVport
+
     def create(self, parms):
         if parms.options is None:
             raise NetlinkError(errno.EINVAL, f"{self.name} ports need OPTIONS with DST_PORT")
@@ -63,7 +862,7 @@ class _UdpTunnelOps(VportOps):
         if port is None or len(port) != 2:
             raise NetlinkError(errno.EINVAL, f"{self.name} ports need a u16 DST_PORT option")
         check_name(self.module, parms.name)
-        vport = _UdpTunnelVport(self, parms)
+        vport = self.vport_class(self, parms)
         vport.dst_port = struct.unpack("=H", port)[0]
         self.configure(vport, parms.options)
         vport.ifindex = self.module.virtual_ifindex()
@@ -76,6 +875,7 @@ class _UdpTunnelOps(VportOps):
 class VxlanOps(_UdpTunnelOps):
     type = U.OVS_VPORT_TYPE_VXLAN
     name = "vxlan"
+    vport_class = VxlanVport
 
     def configure(self, vport, options):
         ext = find_nested(options, U.OVS_TUNNEL_ATTR_EXTENSION)
@@ -87,8 +887,10 @@ class VxlanOps(_UdpTunnelOps):
 class GeneveOps(_UdpTunnelOps):
     type = U.OVS_VPORT_TYPE_GENEVE
     name = "geneve"
+    vport_class = GeneveVport
 
 
 def check_name(module, name):
     if name in module.vports_by_name:
         raise NetlinkError(errno.EEXIST, f"a port named {name} exists")
+
