@@ -422,6 +422,58 @@ def test_broadcast_reaches_all_hosts(net):
                 f"{h.name} did not receive the broadcast from {src.ip4}\n{net.logs()}"
 
 
+VLAN_RECEIVER = r"""
+import socket, struct, sys
+token = sys.argv[2].encode()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 3))
+s.setsockopt(263, 8, 1)                       # PACKET_AUXDATA
+s.settimeout(15)
+print("ready", flush=True)
+while True:
+    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(20))
+    if token in data:
+        for level, kind, payload in anc:
+            if level == 263 and kind == 8:
+                status, _, _, _, _, tci, tpid = struct.unpack("=IIIHHHH", payload[:20])
+                print(status & 0x10 and tci & 0xFFF, hex(tpid) if status & 0x40 else "", flush=True)
+                sys.exit(0)
+        print("no auxdata", flush=True)
+        sys.exit(0)
+"""
+
+VLAN_SENDER = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+src = bytes.fromhex(sys.argv[2].replace(":", ""))
+frame = (b"\xff" * 6 + src + struct.pack("!HH", 0x8100, 0x2007) + b"\x88\xb5"
+         + sys.argv[3].encode().ljust(46, b"."))
+for _ in range(20):
+    s.send(frame)
+    time.sleep(0.1)
+"""
+
+
+def test_vlan_tagged_frames_keep_their_tag(net):
+    """An 802.1Q frame: the kernel hands the tag to the ring out of band, ovsdp
+    puts it back into the frame, switchd learns per VLAN and floods it, and
+    the tag arrives at the other host."""
+    a, b = net.hosts[0], net.hosts[1]
+    token = secrets.token_hex(8)
+    with ns_proc(b, sys.executable, "-c", VLAN_RECEIVER, b.ifname, token,
+                 stdout=subprocess.PIPE, text=True) as rx:
+        assert wait_line(rx) == "ready"
+        with ns_proc(a, sys.executable, "-c", VLAN_SENDER, a.ifname, a.mac, token):
+            out, _ = rx.communicate(timeout=20)
+    assert out.split()[0] == "7", f"tag lost: {out!r}\n{net.logs()}"
+    text = io.StringIO()
+    dpctl.run(["dump-flows", net.dp], socket=net.sock, stdout=text)
+    tagged = [line for line in text.getvalue().splitlines()
+              if "vlan(vid=7" in line and "eth_type(0x8100)" in line]
+    assert tagged, text.getvalue()
+
+
 def test_root_namespace_via_internal_port(net):
     need("ping")
     tap = net.dp                # port 0: a TAP device named after the datapath

@@ -99,7 +99,8 @@ class Datapath:
 
         ``vnets``, when given, holds each frame's virtio_net_hdr or None.
         Consecutive frames of the same flow (the common case) update the
-        flow's statistics once per run.
+        flow's statistics once per run, and plain frames bound for a port
+        are handed to it together at the end (in order).
         """
         extract = self.module.extract
         emc = self.table.emc
@@ -110,6 +111,7 @@ class Datapath:
         last = None                 # the flow of the current run, and its counts
         run_pkts = run_bytes = run_flags = 0
         outv = None
+        touched = []                # ports with frames in their .batch
         i = -1
         for data in frames:
             i += 1
@@ -124,33 +126,48 @@ class Datapath:
                     last.tcp_flags |= run_flags
                     last = None
                 if flow is None or flow.outputs is None:
+                    self._flush_batches(touched)
                     self.process(data, key, vport, None, now, vnet)
                     continue
                 last = flow
                 run_pkts = run_bytes = run_flags = 0
-                outs = flow.outputs
-                outv = [ports.get(p) for p in outs]
+                outv = [ports.get(p) for p in flow.outputs]
             hits += 1
             run_pkts += 1
             run_bytes += len(data)
             run_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
             for v in outv:
-                if v is not None:
-                    if vnet is None:
-                        v.output(data)
-                    else:
-                        v.output(data, vnet)
-                else:
+                if v is None:
                     self.drop_reasons["no_port"] += 1
+                elif vnet is None:
+                    b = v.batch
+                    if not b:
+                        touched.append(v)
+                    b.append(data)
+                else:
+                    if v.batch:
+                        v.output_batch(v.batch)
+                        v.batch = []
+                    v.output(data, vnet)
         if last is not None:
             last.packets += run_pkts
             last.bytes += run_bytes
             last.used = now
             last.tcp_flags |= run_flags
+        self._flush_batches(touched)
         self.n_hit += hits
         self.n_mask_hit += hits
         if self.table.cache_size:
             self.n_cache_hit += hits
+
+    @staticmethod
+    def _flush_batches(touched):
+        for v in touched:
+            b = v.batch
+            if b:
+                v.batch = []
+                v.output_batch(b)
+        touched.clear()
 
     def process(self, data, key, vport, skb, now=None, vnet=None):
         """ovs_dp_process_packet(): look up ``key`` and act, or send a MISS upcall.

@@ -65,6 +65,7 @@ class Vport:
         self.ethernet = True         # dev->type == ARPHRD_ETHER
         self.vnet_ok = False         # send_vnet() takes checksum/GSO offloads
         self.tunnel = False          # a tunnel port: output() takes tun_info
+        self.batch = []              # plain frames the datapath is gathering for output_batch()
 
     # ----------------------------------------------------------- type hooks
     def send(self, packet):
@@ -115,6 +116,11 @@ class Vport:
     def send_vnet(self, data, vnet):
         """Transmit a frame with its virtio_net_hdr (ports with ``vnet_ok``)."""
         raise NotImplementedError
+
+    def output_batch(self, frames):
+        """Output plain frames (no offloads pending), in order."""
+        for data in frames:
+            self.output(data)
 
     def destroy(self):
         """Release the port's resources (device, sockets)."""

@@ -29,6 +29,7 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
+PACKET_COPY_THRESH = 7
 PACKET_TX_RING = 13
 PACKET_VERSION = 10
 PACKET_VNET_HDR = 15
@@ -40,6 +41,7 @@ SO_RCVBUFFORCE = 33
 
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
+TP_STATUS_COPY = 2
 TP_STATUS_LOSING = 4
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
@@ -53,13 +55,17 @@ TPACKET2_HDR = struct.Struct("=IIIHHIIHH4x")
 TPACKET2_HEAD = struct.Struct("=IIIH")         # status, len, snaplen, mac
 TPACKET2_VLAN = struct.Struct("=HH")           # vlan_tci, vlan_tpid at offset 24
 
-# Ring geometry: frames large enough for a 64 KiB GSO super-frame plus the
-# ring and virtio headers; a 256 KiB block holds three of them.
-FRAME_SIZE = 87360
-BLOCK_SIZE = 1 << 18
+# Ring geometry: 4096 slots of 2 KiB take any MTU-sized frame and absorb
+# bursts while the process is not scheduled.  A bigger frame (a GSO
+# super-frame) does not fit: with PACKET_COPY_THRESH the kernel then marks
+# the slot TP_STATUS_COPY and queues the whole frame on the socket, where it
+# is read in its turn.
+FRAME_SIZE = 2048
+BLOCK_SIZE = 1 << 16
 BLOCK_NR = 32
 FRAMES_PER_BLOCK = BLOCK_SIZE // FRAME_SIZE
 FRAME_NR = FRAMES_PER_BLOCK * BLOCK_NR
+RCVBUF = 8 << 20                # room for the copied super-frames
 READ_BATCH = 128
 # The TX ring takes frames up to the usual MTUs; bigger ones (GSO) are sent
 # with a system call each.  Frame data starts 32 bytes in (TPACKET2_HDRLEN
@@ -70,6 +76,7 @@ TX_BLOCK_NR = 64
 TX_FRAME_NR = TX_BLOCK_SIZE // TX_FRAME_SIZE * TX_BLOCK_NR
 TX_DATA = 32
 TX_MAX = TX_FRAME_SIZE - TX_DATA
+TX_BURST = 32                   # frames handed to the kernel per flush at most (a power of 2)
 _ZERO4 = b"\0\0\0\0"
 _TX_LENS = struct.Struct("=II")
 _SEND_REQUEST = struct.pack("=I", TP_STATUS_SEND_REQUEST)
@@ -85,9 +92,11 @@ class NetdevVport(Vport):
         self.head = 0
         self.offsets = []
         self.tx_offsets = []
+        self.tx_vnet_dirty = bytearray(TX_FRAME_NR)   # slots whose virtio header is not zero
         self.tx_head = 0
         self.tx_pending = False
         self.tx_sock = None         # direct sends (a socket with a TX ring cannot)
+        self.rxbuf = bytearray(VNET_HDR_LEN + 65536 + 64)
         self.max_plain = 0          # longest frame the fast output takes: MTU + Ethernet
 
     # ------------------------------------------------------------- transmit
@@ -101,7 +110,10 @@ class NetdevVport(Vport):
             off = self.tx_offsets[head]
             if ring is not None and ring[off] == TP_STATUS_AVAILABLE:
                 if self.vnet_ok:
-                    ring[off + TX_DATA:off + TX_DATA + VNET_HDR_LEN + n] = ZERO_VNET + data
+                    if self.tx_vnet_dirty[head]:
+                        ring[off + TX_DATA:off + TX_DATA + VNET_HDR_LEN] = ZERO_VNET
+                        self.tx_vnet_dirty[head] = 0
+                    ring[off + TX_DATA + VNET_HDR_LEN:off + TX_DATA + VNET_HDR_LEN + n] = data
                     _TX_LENS.pack_into(ring, off + 4, n + VNET_HDR_LEN, n + VNET_HDR_LEN)
                 else:
                     ring[off + TX_DATA:off + TX_DATA + n] = data
@@ -116,6 +128,56 @@ class NetdevVport(Vport):
                     self.loop.call_soon(self.flush)
                 return
         Vport.output(self, data, vnet, l3)
+
+    def output_batch(self, frames):
+        """Plain frames into the TX ring in one tight loop (sent at flush)."""
+        ring = self.ring
+        if ring is None:
+            self.tx_dropped += len(frames)
+            return
+        offsets = self.tx_offsets
+        dirty = self.tx_vnet_dirty
+        head = self.tx_head
+        maxp = self.max_plain
+        vnet_ok = self.vnet_ok
+        pack = _TX_LENS.pack_into
+        sent = nbytes = 0
+        for data in frames:
+            n = len(data)
+            off = offsets[head]
+            if n > maxp or ring[off] != TP_STATUS_AVAILABLE:
+                # too long for the ring, or the ring is full: the slow way
+                self.tx_head = head
+                self.tx_packets += sent
+                self.tx_bytes += nbytes
+                sent = nbytes = 0
+                Vport.output(self, data)
+                head = self.tx_head
+                continue
+            if vnet_ok:
+                if dirty[head]:
+                    ring[off + TX_DATA:off + TX_DATA + VNET_HDR_LEN] = ZERO_VNET
+                    dirty[head] = 0
+                ring[off + TX_DATA + VNET_HDR_LEN:off + TX_DATA + VNET_HDR_LEN + n] = data
+                pack(ring, off + 4, n + VNET_HDR_LEN, n + VNET_HDR_LEN)
+            else:
+                ring[off + TX_DATA:off + TX_DATA + n] = data
+                pack(ring, off + 4, n, n)
+            ring[off:off + 4] = _SEND_REQUEST
+            head += 1
+            if head == TX_FRAME_NR:
+                head = 0
+            sent += 1
+            nbytes += n
+            if not sent & (TX_BURST - 1):
+                self.tx_pending = True
+                self.flush()
+        self.tx_head = head
+        self.tx_packets += sent
+        self.tx_bytes += nbytes
+        if sent and not self.tx_pending:
+            self.tx_pending = True
+            self.loop.call_soon(self.flush)
 
     def send(self, packet):
         if self.sock is None:
@@ -170,6 +232,9 @@ class NetdevVport(Vport):
         ring[off + TX_DATA:off + TX_DATA + ln] = buf
         _TX_LENS.pack_into(ring, off + 4, ln, ln)
         ring[off:off + 4] = _SEND_REQUEST
+        if self.vnet_ok:
+            # the slot's virtio header now holds what buf began with
+            self.tx_vnet_dirty[self.tx_head] = buf[:VNET_HDR_LEN] != ZERO_VNET
         self.tx_head = (self.tx_head + 1) % TX_FRAME_NR
         self.tx_packets += 1
         self.tx_bytes += n
@@ -209,6 +274,11 @@ class NetdevVport(Vport):
             except OSError:
                 self.vnet_ok = False
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            s.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+            except OSError:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
             s.setsockopt(SOL_PACKET, PACKET_RX_RING,
@@ -267,13 +337,16 @@ class NetdevVport(Vport):
         head = self.head
         nframes = len(offsets)
         frames = []
+        append = frames.append
         vnets = None
         nbytes = 0
         vnet_on = self.vnet_ok
-        for _ in range(READ_BATCH):
+        budget = READ_BATCH
+        while budget:
             off = offsets[head]
             if not ring[off] & TP_STATUS_USER:
                 break
+            budget -= 1
             status, length, snaplen, mac = head_of(ring, off)
             start = off + mac
             data = ring[start:start + snaplen]
@@ -281,24 +354,16 @@ class NetdevVport(Vport):
             if vnet_on and (ring[start - VNET_HDR_LEN] or ring[start - VNET_HDR_LEN + 1]):
                 # flags or gso_type set: a partial checksum or a GSO frame
                 vnet = ring[start - VNET_HDR_LEN:start]
-            if status & TP_STATUS_VLAN_VALID:
-                tci, tpid = TPACKET2_VLAN.unpack_from(ring, off + 24)
+            if status & (TP_STATUS_VLAN_VALID | TP_STATUS_COPY) or snaplen < length:
+                data, vnet = self._unusual(ring, off, status, snaplen, length, data, vnet)
             ring[off:off + 4] = _ZERO4          # back to the kernel
             head += 1
             if head == nframes:
                 head = 0
-            if snaplen < length:
-                self.rx_errors += 1             # larger than a ring frame
+            if data is None:
                 continue
-            if status & TP_STATUS_VLAN_VALID:
-                # put back the tag the kernel took out of the frame
-                data = data[:12] + struct.pack(
-                    "!HH", tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100,
-                    tci) + data[12:]
-                if vnet is not None:
-                    vnet = vlan_shift(vnet, 4)
             nbytes += len(data)
-            frames.append(data)
+            append(data)
             if vnet is not None:
                 if vnets is None:
                     vnets = [None] * (len(frames) - 1)
@@ -315,6 +380,38 @@ class NetdevVport(Vport):
             # than sleeping in epoll; an empty look returns us to epoll.
             self.loop.call_soon(self._readable)
         return len(frames)
+
+    def _unusual(self, ring, off, status, snaplen, length, data, vnet):
+        """A frame too big for its slot, or one whose VLAN tag the kernel took out."""
+        if status & TP_STATUS_COPY:
+            # the whole frame waits on the socket (PACKET_COPY_THRESH)
+            buf = self.rxbuf
+            try:
+                n = self.sock.recv_into(buf)
+            except OSError:
+                n = -1
+            if n < (VNET_HDR_LEN if self.vnet_ok else 0) + 14:
+                self.rx_errors += 1
+                return None, None
+            if self.vnet_ok:
+                vnet = bytes(buf[:VNET_HDR_LEN])
+                if vnet == ZERO_VNET:
+                    vnet = None
+                data = bytes(buf[VNET_HDR_LEN:n])
+            else:
+                data = bytes(buf[:n])
+        elif snaplen < length:
+            self.rx_errors += 1             # larger than a slot, and no copy came
+            return None, None
+        if status & TP_STATUS_VLAN_VALID:
+            # put back the tag the kernel took out of the frame
+            tci, tpid = TPACKET2_VLAN.unpack_from(ring, off + 24)
+            if not (status & TP_STATUS_VLAN_TPID_VALID and tpid):
+                tpid = 0x8100
+            data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+            if vnet is not None:
+                vnet = vlan_shift(vnet, 4)
+        return data, vnet
 
     def kernel_drops(self):
         """Frames the kernel dropped because the ring was full."""
