@@ -37,6 +37,7 @@ class Datapath:
         self.module = module
         self.name = name
         self.ports = {}                  # port_no -> Vport
+        self.ports_gen = 0               # bumped when ports come and go (flows cache vports)
         self.table = FlowTable()
         self.user_features = 0
         self.per_cpu_pids = []           # OVS_DP_ATTR_PER_CPU_PIDS
@@ -131,7 +132,10 @@ class Datapath:
                     continue
                 last = flow
                 run_pkts = run_bytes = run_flags = 0
-                outv = [ports.get(p) for p in flow.outputs]
+                outv = flow.out_vports
+                if flow.out_ports_gen != self.ports_gen:
+                    outv = flow.out_vports = tuple(ports.get(p) for p in flow.outputs)
+                    flow.out_ports_gen = self.ports_gen
             hits += 1
             run_pkts += 1
             run_bytes += len(data)

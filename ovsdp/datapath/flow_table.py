@@ -41,7 +41,8 @@ class Flow:
     """struct sw_flow: a megaflow with its actions and statistics."""
 
     __slots__ = ("key", "mask", "unmasked_key", "ufid", "acts", "acts_bytes",
-                 "packets", "bytes", "used", "tcp_flags", "outputs")
+                 "packets", "bytes", "used", "tcp_flags", "outputs", "out_vports",
+                 "out_ports_gen")
 
     def __init__(self, key, unmasked_key, ufid, acts, acts_bytes):
         self.key = key                  # masked key
@@ -63,6 +64,8 @@ class Flow:
             self.outputs = tuple(a[1] for a in acts)
         else:
             self.outputs = None
+        self.out_vports = ()            # the output ports resolved, valid for out_ports_gen
+        self.out_ports_gen = -1
 
     def clear_stats(self):
         self.packets = self.bytes = self.used = self.tcp_flags = 0

@@ -145,6 +145,7 @@ class Module:
         if vport.type == U.OVS_VPORT_TYPE_INTERNAL:
             self.ifindex_vports[vport.ifindex] = vport
         parms.dp.ports[vport.port_no] = vport
+        parms.dp.ports_gen += 1
         if self.loop is not None:
             try:
                 vport.start(self.loop)
@@ -160,6 +161,7 @@ class Module:
         dp = vport.dp
         if dp.ports.get(vport.port_no) is vport:
             del dp.ports[vport.port_no]
+            dp.ports_gen += 1
         if self.vports_by_name.get(vport.name) is vport:
             del self.vports_by_name[vport.name]
         if self.ifindex_vports.get(vport.ifindex) is vport:
