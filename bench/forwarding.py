@@ -62,11 +62,14 @@ def main(argv=None):
     return 0
 
 
-def retry(fn, name, what):
+def retry(fn, sw, what):
     """A measurement, taken again once when the first try carried nothing."""
     v = fn()
     if not (v[0] if isinstance(v, tuple) else v):
-        print(f"note: {name}: the {what} test carried nothing; trying it once more", flush=True)
+        print(f"note: {sw.name}: the {what} test carried nothing; trying it once more",
+              flush=True)
+        if hasattr(sw, "diagnose"):
+            print(sw.diagnose(), flush=True)
         v = fn()
     return v
 
@@ -98,11 +101,10 @@ def measure(args, offloads):
                         continue
                     r = results[sw.name]
                     r["rtt_ms"].append(ping_rtt(topo))
-                    read, dlv = retry(lambda: udp_pps(topo, args.duration), sw.name, "UDP")
+                    read, dlv = retry(lambda: udp_pps(topo, args.duration), sw, "UDP")
                     r["udp_pps"].append(read)
                     r["udp_dlv"].append(dlv)
-                    r["tcp_bps"].append(retry(lambda: tcp_bps(topo, args.duration), sw.name,
-                                              "TCP"))
+                    r["tcp_bps"].append(retry(lambda: tcp_bps(topo, args.duration), sw, "TCP"))
                     print(f"round {rnd + 1} {sw.name:13s} udp read {read / 1e3:6.1f} kpps, "
                           f"delivered {dlv / 1e3:6.1f} kpps  tcp {r['tcp_bps'][-1] / 1e9:6.2f}"
                           f" Gbit/s  rtt {r['rtt_ms'][-1]:6.3f} ms", flush=True)

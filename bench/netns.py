@@ -168,6 +168,20 @@ class Ovsdp:
         with Dpif(self.sock) as c:
             return c.dp_get(self.dp)
 
+    def diagnose(self):
+        """The state of the processes and the end of their logs."""
+        out = []
+        for (name, p), log in zip((("daemon", self.procs[0]), ("switchd", self.procs[1])),
+                                  ("daemon.log", "switchd.log"), strict=False):
+            state = "running" if p.poll() is None else f"exited with {p.returncode}"
+            try:
+                with open(f"{self.dir}/{log}") as f:
+                    tail = f.read()[-1500:]
+            except OSError:
+                tail = ""
+            out.append(f"--- {name}: {state}\n{tail}")
+        return "\n".join(out)
+
     def stop(self):
         for p in reversed(self.procs):
             if p.poll() is None:
