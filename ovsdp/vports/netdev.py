@@ -55,7 +55,7 @@ TPACKET2_HDR = struct.Struct("=IIIHHIIHH4x")
 TPACKET2_HEAD = struct.Struct("=IIIH")         # status, len, snaplen, mac
 TPACKET2_VLAN = struct.Struct("=HH")           # vlan_tci, vlan_tpid at offset 24
 
-# Ring geometry: 4096 slots of 2 KiB take any MTU-sized frame and absorb
+# Ring geometry: 1024 slots of 2 KiB take any MTU-sized frame and absorb
 # bursts while the process is not scheduled.  A bigger frame (a GSO
 # super-frame) does not fit: with PACKET_COPY_THRESH the kernel then marks
 # the slot TP_STATUS_COPY and queues the whole frame on the socket, where it
