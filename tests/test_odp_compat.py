@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 ovs_odp = pytest.importorskip("ovs.flow.odp")
 netaddr = pytest.importorskip("netaddr")
 
-from ovs.flow.decoders import EthMask, IntMask, IPMask  # noqa: E402
+from ovs.flow.decoders import EthMask, IntMask, IPMask, decode_default  # noqa: E402
 
 from ovsdp import uapi as U  # noqa: E402
 from ovsdp.netlink.attr import iter_attrs, nla  # noqa: E402
@@ -465,7 +465,9 @@ def check_actions(items, acts):
                     assert dec[key]["probability"] == struct.unpack_from("=H", ud, 24)[0]
                     assert dec[key]["output_port"] == struct.unpack_from("=I", ud, 40)[0]
             elif ud is not None:
-                assert str(dec["userdata"]) == ud.hex()
+                # the library reads userdata with decode_default (int(x, 0) where
+                # that parses: "0000" is 0, "1234" is 1234); the text was ud.hex()
+                assert dec["userdata"] == decode_default(ud.hex())
             else:
                 assert "userdata" not in dec
         elif t == U.OVS_ACTION_ATTR_SAMPLE:
