@@ -1665,7 +1665,7 @@ def random_mask(draw, k, m_exact):
     return m | (m_exact & keep)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key_streams(), st.data())
 def test_property_round_trip(stream, data):
     k, m_exact = FN.get_match(stream, None)
@@ -1687,7 +1687,7 @@ def test_property_round_trip(stream, data):
     # mask attribute is dropped when parsed, then emitted with no label)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=120), st.one_of(st.none(), st.binary(max_size=120)))
 def test_property_random_bytes_never_crash(key, mask):
     try:
@@ -1699,7 +1699,7 @@ def test_property_random_bytes_never_crash(key, mask):
     FN.put_key(k, m, True)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 27), st.binary(max_size=24)), max_size=6),
        st.sampled_from([IP_TCP_KEY, L3_KEY, MPLS1_KEY, VLAN_KEY, IP6_KEY]))
 def test_property_random_actions_never_crash(acts, key):
@@ -1712,7 +1712,7 @@ def test_property_random_actions_never_crash(acts, key):
     assert isinstance(out, tuple)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(key_streams())
 def test_property_mask_of_exact_match_is_subset_of_ones(stream):
     k, m = FN.get_match(stream, None)
