@@ -343,6 +343,18 @@ def test_dump_flows_more(dp0, dpif):
     assert ok(dp0, "dump-flows", "-m").splitlines()[1].startswith("recirc_id(0/0),")
 
 
+def test_dump_flows_ipv6_exthdrs(dp0):
+    # The datapath reports IPV6_EXTHDRS (type 32) with every IPv6 flow, as
+    # Linux does; wildcarded it is left out, matched it prints as key32(...).
+    v6 = "in_port(1),eth(),eth_type(0x86dd),ipv6(frag=no)"
+    ok(dp0, "add-flow", v6, "2")
+    assert ok(dp0, "dump-flows") == f"{v6}, {STATS0}, actions:2\n"
+    assert "key32(00 00/00 00)" in ok(dp0, "dump-flows", "-m")
+    ok(dp0, "del-flows")
+    ok(dp0, "add-flow", v6 + ",key32(00 40/00 40)", "2")
+    assert ok(dp0, "dump-flows") == f"{v6},key32(00 40/00 40), {STATS0}, actions:2\n"
+
+
 def test_dump_flows_type(dp0):
     ok(dp0, "add-flow", L2_FLOW, "1")
     assert ok(dp0, "dump-flows", "type=ovs") == f"{L2_FLOW}, {STATS0}, actions:1\n"

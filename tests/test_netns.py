@@ -654,6 +654,26 @@ def test_switchd_flows_narrow_and_hit(net):
             x.run("ip", "neigh", "del", y.ip4, "dev", x.ifname, check=False)
 
 
+def test_switchd_flow_dump_reads_with_odpflow(net):
+    # What switchd installs for real IPv4 and IPv6 traffic, as dump-flows
+    # prints it, is read by Open vSwitch's own parser (ovs.flow.odp), IPv6
+    # flows included (their IPV6_EXTHDRS attribute is wildcarded).
+    ODPFlow = pytest.importorskip("ovs.flow.odp").ODPFlow
+    a, b = net.hosts[0], net.hosts[1]
+    for dst, v6 in ((b.ip4, False), (b.ip6, True)):
+        assert wait_ping(a.ns, dst, v6=v6), net.logs()
+    for opts in ([], ["--names"]):
+        text = io.StringIO()
+        dpctl.run(["dump-flows", *opts, net.dp], socket=net.sock, stdout=text)
+        lines = text.getvalue().splitlines()
+        kinds = set()
+        for line in lines:
+            flow = ODPFlow(line)
+            assert "in_port" in flow.match and "eth" in flow.match, line
+            kinds |= {k for k in ("ipv4", "ipv6") if k in flow.match}
+        assert kinds == {"ipv4", "ipv6"}, "\n".join(lines)
+
+
 def test_idle_daemon_uses_no_cpu(net):
     a, b = net.hosts[0], net.hosts[1]
     assert wait_ping(a.ns, b.ip4)

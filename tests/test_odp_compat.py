@@ -303,7 +303,7 @@ def check_key(kvs, key, mask):
     names = [n for n, _ in got]
     i = 0
     for t, k, m in printed:
-        name = NAMES[t]
+        name = NAMES.get(t, f"key{t}")
         if i < len(names) and names[i] == name:
             dec = got[i][1]
             i += 1
