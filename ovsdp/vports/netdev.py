@@ -101,16 +101,20 @@ class NetdevVport(Vport):
 
     # ------------------------------------------------------------- transmit
     def output(self, data, vnet=None, l3=False, tun_info=None):
-        """The common case in one call: a plain frame that fits the MTU goes
-        straight into the TX ring; everything else takes Vport.output()."""
+        """The common cases in one call: a frame that fits the MTU, plain or
+        with only a partial checksum pending (its virtio header goes along),
+        goes straight into the TX ring; everything else takes Vport.output()."""
         n = len(data)
-        if vnet is None and not l3 and n <= self.max_plain:
+        if not l3 and n <= self.max_plain and (vnet is None or (self.vnet_ok and not vnet[1])):
             ring = self.ring
             head = self.tx_head
             off = self.tx_offsets[head]
             if ring is not None and ring[off] == TP_STATUS_AVAILABLE:
                 if self.vnet_ok:
-                    if self.tx_vnet_dirty[head]:
+                    if vnet is not None:
+                        ring[off + TX_DATA:off + TX_DATA + VNET_HDR_LEN] = vnet
+                        self.tx_vnet_dirty[head] = 1
+                    elif self.tx_vnet_dirty[head]:
                         ring[off + TX_DATA:off + TX_DATA + VNET_HDR_LEN] = ZERO_VNET
                         self.tx_vnet_dirty[head] = 0
                     ring[off + TX_DATA + VNET_HDR_LEN:off + TX_DATA + VNET_HDR_LEN + n] = data
