@@ -9,7 +9,9 @@ Two namespaces behind veths are joined by each switch in turn (alternating,
   interface counter) -- the sender outruns the receiving application with
   every switch, so the second is the switch's forwarding rate,
 - TCP throughput (iperf3),
-- ping round-trip time.
+- ping round-trip time,
+- the CPU time the switch's processes use per delivered UDP frame (Open
+  vSwitch and ovsdp; the bridge works in softirq context).
 
 Prints each figure and ovsdp's ratio to each reference.  Needs root,
 iproute2 and iperf3; Open vSwitch (Debian's openvswitch-switch) is skipped
@@ -85,8 +87,8 @@ def measure(args, offloads):
             switches.append(sw)
         else:
             print(f"note: skipping {name}: {why}")
-    results = {sw.name: {"udp_pps": [], "udp_dlv": [], "tcp_bps": [], "rtt_ms": []}
-               for sw in switches}
+    results = {sw.name: {"udp_pps": [], "udp_dlv": [], "udp_cpu": [], "tcp_bps": [],
+                         "rtt_ms": []} for sw in switches}
     label = "on" if offloads else "off"
     print(f"\n== checksum offload (and TSO) in the namespaces: {label} ==", flush=True)
     try:
@@ -101,13 +103,19 @@ def measure(args, offloads):
                         continue
                     r = results[sw.name]
                     r["rtt_ms"].append(ping_rtt(topo))
-                    read, dlv = retry(lambda: udp_pps(topo, args.duration), sw, "UDP")
+                    pids = sw.pids()
+                    read, dlv, cpu = retry(lambda p=pids: udp_pps(topo, args.duration, pids=p),
+                                           sw, "UDP")
                     r["udp_pps"].append(read)
                     r["udp_dlv"].append(dlv)
+                    if cpu is not None:
+                        r["udp_cpu"].append(cpu)
                     r["tcp_bps"].append(retry(lambda: tcp_bps(topo, args.duration), sw, "TCP"))
                     print(f"round {rnd + 1} {sw.name:13s} udp read {read / 1e3:6.1f} kpps, "
                           f"delivered {dlv / 1e3:6.1f} kpps  tcp {r['tcp_bps'][-1] / 1e9:6.2f}"
-                          f" Gbit/s  rtt {r['rtt_ms'][-1]:6.3f} ms", flush=True)
+                          f" Gbit/s  rtt {r['rtt_ms'][-1]:6.3f} ms"
+                          + (f"  cpu {cpu:5.2f} us/pkt" if cpu is not None else ""),
+                          flush=True)
                 finally:
                     sw.stop()
     finally:
@@ -121,13 +129,17 @@ def measure(args, offloads):
 
     print(f"\noffload {label}; {args.duration:g} s per test, median of {args.rounds} rounds "
           "(0 = the switch could not carry the test)")
-    print(f"{'switch':14s} {'UDP pps read':>13s} {'delivered':>10s} {'TCP Gbit/s':>11s} "
-          f"{'ping RTT ms':>12s}")
+    print(f"{'switch':14s} {'UDP pps read':>13s} {'delivered':>10s} {'CPU us/pkt':>11s} "
+          f"{'TCP Gbit/s':>11s} {'ping RTT ms':>12s}")
     for sw in switches:
         u, d = med(sw.name, "udp_pps"), med(sw.name, "udp_dlv")
+        c = med(sw.name, "udp_cpu")
         t, r = med(sw.name, "tcp_bps"), med(sw.name, "rtt_ms")
-        print(f"{sw.name:14s} {u or 0:13.0f} {d or 0:10.0f} {(t or 0) / 1e9:11.2f} "
+        cpu = f"{c:11.2f}" if c is not None else f"{'-':>11s}"
+        print(f"{sw.name:14s} {u or 0:13.0f} {d or 0:10.0f} {cpu} {(t or 0) / 1e9:11.2f} "
               f"{r or float('nan'):12.3f}")
+    print("(CPU us/pkt: the switch's processes' CPU time per delivered UDP frame, lower is "
+          "better;\n the bridge forwards in the kernel's softirq context and has none)")
     mine = "ovsdp"
     if mine in results:
         for ref in ("linux-bridge", "ovs-netdev"):
@@ -141,6 +153,9 @@ def measure(args, offloads):
                     ratios.append(f"{what} x{a / b:.2f}")
                 elif a and not b:
                     ratios.append(f"{what}: {ref} failed")
+            a, b = med(mine, "udp_cpu"), med(ref, "udp_cpu")
+            if a and b:
+                ratios.append(f"CPU per packet x{a / b:.2f}")
             a, b = med(mine, "rtt_ms"), med(ref, "rtt_ms")
             if a and b:
                 ratios.append(f"RTT x{a / b:.2f}")

@@ -68,6 +68,9 @@ class LinuxBridge:
     def stop(self):
         sh("ip", "link", "del", self.br, check=False)
 
+    def pids(self):
+        return []                   # it forwards in softirq context: no process to charge
+
 
 class OvsUserspace:
     """Open vSwitch with datapath_type=netdev, in a private run directory."""
@@ -104,6 +107,14 @@ class OvsUserspace:
         self._vsctl("add-br", self.br, "--", "set", "bridge", self.br, "datapath_type=netdev")
         for p in self.topo.ports:
             self._vsctl("add-port", self.br, p)
+
+    def pids(self):
+        """ovs-vswitchd, which forwards (ovsdb-server only holds the configuration)."""
+        try:
+            with open(f"{self.dir}/ovs-vswitchd.pid") as f:
+                return [int(f.read().strip())]
+        except (OSError, ValueError, TypeError):
+            return []
 
     def stop(self):
         if not self.dir:
@@ -168,6 +179,10 @@ class Ovsdp:
         with Dpif(self.sock) as c:
             return c.dp_get(self.dp)
 
+    def pids(self):
+        """The daemon (which forwards) and switchd (which handles the misses)."""
+        return [p.pid for p in self.procs if p.poll() is None]
+
     def diagnose(self):
         """The state of the processes and the end of their logs."""
         out = []
@@ -231,21 +246,40 @@ def rx_packets(topo):
                   capture=True))
 
 
-def udp_pps(topo, duration=5, size=18):
+def cpu_seconds(pids):
+    """User + system CPU time of processes (all their threads) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])      # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def udp_pps(topo, duration=5, size=18, pids=()):
     """64-byte frames (18 bytes of UDP payload), unlimited rate.
 
     Returns (packets/s read by the iperf3 server, packets/s the switch
-    delivered to the receiving host).  With every switch the sender outruns
-    the receiving application, so the second figure is the switch's
-    forwarding rate and the first what the application keeps up with.
+    delivered to the receiving host, microseconds of CPU time the processes
+    ``pids`` used per delivered frame, or None without pids).  With every
+    switch the sender outruns the receiving application, so the second
+    figure is the switch's forwarding rate and the first what the
+    application keeps up with.
     """
     before = rx_packets(topo)
+    cpu0 = cpu_seconds(pids)
     _, server = iperf3_json(topo, "-u", "-b", "0", "-l", str(size), duration=duration)
+    cpu = cpu_seconds(pids) - cpu0
     delivered = rx_packets(topo) - before       # the test's frames (and a few of its control)
     s = server.get("end", {}).get("sum", {})
     secs = s.get("seconds") or duration
     read = (s.get("packets", 0) - s.get("lost_packets", 0)) / secs
-    return read, (delivered / secs if read else 0.0)
+    # the switch's CPU time per delivered frame, in microseconds
+    cpu_us = cpu / delivered * 1e6 if pids and read and delivered > 0 else None
+    return read, (delivered / secs if read else 0.0), cpu_us
 
 
 def tcp_bps(topo, duration=5):
