@@ -291,25 +291,44 @@ class LearningSwitch:
                 raise
 
     def sweep(self):
-        """Expire idle flows and aged MAC entries."""
+        """Expire idle flows and aged MAC entries.
+
+        A flow that carried traffic since the last look keeps alive the MAC
+        entry it was decided from (its source, on its input port), as OVS's
+        revalidators re-run the learning of flows in use: steady traffic
+        that only hits flows never reaches switchd, and must not age out.
+        """
         now = time.monotonic()
-        for key in [k for k, v in self.macs.items() if now - v[1] > self.mac_aging]:
-            log.debug("switchd: %s on vlan %d aged out", mac_str(key[1]), key[0])
-            del self.macs[key]
-            self._revalidate(key[0], key[1])
         now_ms = time.monotonic_ns() // 1_000_000
         try:
             flows = self.ctl.flow_dump(self.dp_ifindex, ufid_flags=U.OVS_UFID_F_OMIT_KEY
                                        | U.OVS_UFID_F_OMIT_MASK | U.OVS_UFID_F_OMIT_ACTIONS)
         except OSError as e:
             log.warning("switchd: flow dump failed: %s", e)
-            return
-        for f in flows:
-            if f.ufid is None:
-                continue
-            born = self._born.setdefault(f.ufid, now_ms)
-            last = f.used or born
-            if now_ms - last > self.flow_idle * 1000:
-                log.debug("switchd: expiring idle flow %s", f.ufid.hex())
-                self._delete(f.ufid)
-                self._born.pop(f.ufid, None)
+            flows = None
+        if flows is not None:
+            present = set()
+            for f in flows:
+                if f.ufid is None:
+                    continue
+                present.add(f.ufid)
+                born = self._born.setdefault(f.ufid, now_ms)
+                last = f.used or born
+                if now_ms - last > self.flow_idle * 1000:
+                    log.debug("switchd: expiring idle flow %s", f.ufid.hex())
+                    self._delete(f.ufid)
+                    del self._born[f.ufid]
+                    continue
+                info = self.flows.get(f.ufid)
+                if info is not None and f.used:
+                    in_port, vid, src, _ = info
+                    entry = self.macs.get((vid, src))
+                    used_at = now - (now_ms - f.used) / 1000
+                    if entry is not None and entry[0] == in_port and used_at > entry[1]:
+                        self.macs[(vid, src)] = (in_port, used_at)
+            for ufid in [u for u in self._born if u not in present]:
+                del self._born[ufid]            # deleted, by us or by someone else
+        for key in [k for k, v in self.macs.items() if now - v[1] > self.mac_aging]:
+            log.debug("switchd: %s on vlan %d aged out", mac_str(key[1]), key[0])
+            del self.macs[key]
+            self._revalidate(key[0], key[1])
