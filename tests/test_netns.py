@@ -813,3 +813,68 @@ def test_control_answers_under_flood(net):
     assert len(latencies) >= 10, out
     assert max(latencies) < 1.0, \
         f"control requests took up to {max(latencies):.3f} s under {flooded} packets"
+
+
+# --------------------------------------------------------------- the demo
+def _demo_leftovers():
+    """What a demo run may have left: namespaces, links, processes."""
+    left = []
+    ns = run("ip", "netns", "list", capture=True)
+    left += [f"netns {n}" for n in ("h1", "h2", "h3") if re.search(rf"^{n}\b", ns, re.M)]
+    left += [f"link {d}" for d in os.listdir("/sys/class/net")
+             if d == "ovsdp0" or d.startswith("ovsdp-h")]
+    procs = subprocess.run(["pgrep", "-af", "ovsdp (daemon|switchd ovsdp0)"],
+                           capture_output=True, text=True).stdout
+    left += [f"process {line}" for line in procs.splitlines() if "pgrep" not in line]
+    return left
+
+
+def _demo_env():
+    return dict(os.environ, PYTHONPATH=ROOT)
+
+
+@pytest.fixture
+def demo_names_free():
+    need("ip", "ping", "pgrep")
+    if _demo_leftovers():
+        pytest.skip(f"the demo's names are in use here: {_demo_leftovers()}")
+    yield
+    # whatever happened, leave nothing behind for the next test
+    for n in ("h1", "h2", "h3"):
+        run("ip", "netns", "del", n, check=False)
+    for d in ("ovsdp-h1", "ovsdp-h2", "ovsdp-h3"):
+        run("ip", "link", "del", d, check=False)
+
+
+def test_demo_runs_and_leaves_nothing(demo_names_free):
+    r = subprocess.run([sys.executable, "-m", "ovsdp", "demo", "--duration", "1"],
+                       env=_demo_env(), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert out.count(": ok, rtt") == 12, out            # 6 pairs, IPv4 and IPv6
+    assert re.search(r"TCP transfer h1 -> h3:\n  (iperf3|python socket transfer): ", out), out
+    assert "port 0: ovsdp0 (internal)" in out and "port 3: ovsdp-h3" in out, out
+    assert re.search(r"^in_port\(ovsdp-h1\),eth\(src=", out, re.M), out
+    assert "everything has been removed" in out
+    assert _demo_leftovers() == []
+
+
+def test_demo_interrupted_cleans_up(demo_names_free):
+    p = subprocess.Popen([sys.executable, "-m", "ovsdp", "demo"], env=_demo_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in p.stdout:                       # the network is up and switching
+            lines.append(line)
+            if line.startswith("ping over IPv4"):
+                break
+        assert lines and lines[-1].startswith("ping over IPv4"), "".join(lines)
+        p.send_signal(signal.SIGINT)                # Ctrl-C
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, (out, err)
+    assert "interrupted; cleaning up" in err
+    assert _demo_leftovers() == []
