@@ -11,7 +11,7 @@ from scapy.layers.l2 import Ether
 from ovsdp import odp
 from ovsdp import uapi as U
 from ovsdp.client.dpif import Dpif
-from ovsdp.netlink.attr import nla, nla_flag, nla_nest, nla_u32
+from ovsdp.netlink.attr import iter_attrs, nla, nla_flag, nla_nest, nla_u32
 
 KEY = ("in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x0800),"
        "ipv4(src=10.0.0.1,dst=10.0.0.2,proto=6,tos=0,ttl=64,frag=no),tcp(src=1000,dst=80),"
@@ -400,8 +400,12 @@ def test_upcall_to_gone_client_is_lost(dp):
     gone.close()
     time.sleep(0.1)
     dpif.vport_set("fdp", name="in1", upcall_pids=[pid])
+    before = dpif.vport_get("fdp", name="in1")
     inject(daemon, "in1", frame())
     assert dpif.dp_get("fdp").n_lost == 1
+    after = dpif.vport_get("fdp", name="in1")
+    assert after.upcall_fail == before.upcall_fail + 1
+    assert after.upcall_success == before.upcall_success
 
 
 def test_slow_handler_costs_lost_upcalls_not_memory(dp):
@@ -441,6 +445,45 @@ def test_execute_set_then_userspace_upcall_carries_modified_packet(dp):
     assert (q[IP].chksum, q[TCP].chksum) == (chk_ip, chk_tcp)
     # the key of an ACTION upcall is the packet's key as the datapath held it
     assert "in_port(1)" in odp.format_key(u.key)
+
+
+def test_action_upcall_attributes_in_kernel_order(dp):
+    """queue_userspace_packet(): KEY, USERDATA, (EGRESS_TUN_KEY), ACTIONS, MRU,
+    LEN, HASH, PACKET, in that order, each with the kernel's value."""
+    dpif, handler, daemon = dp
+    data = frame(payload=b"z" * 60)
+    a = acts(f"trunc(40),userspace(pid={handler.portid},userdata(0a0b0c),actions)")
+    dpif.execute("fdp", data, key(KEY), a, mru=1400)
+    fid = handler.sock.family(U.OVS_PACKET_FAMILY).id
+    got = handler.sock.take(lambda h, raw: h.type == fid, 5)
+    assert got is not None
+    hdr, raw = got
+    cmd = raw[U.NLMSG_HDRLEN]
+    assert cmd == U.OVS_PACKET_CMD_ACTION
+    body = raw[U.NLMSG_HDRLEN + U.GENL_HDRLEN:hdr.len]
+    assert U.OVS_HEADER.unpack_from(body)[0] == dpif.ifindex("fdp")
+    attrs = [(t & U.NLA_TYPE_MASK, p) for t, p, _ in iter_attrs(body[U.OVS_HEADER_LEN:])]
+    assert [t for t, _ in attrs] == [U.OVS_PACKET_ATTR_KEY, U.OVS_PACKET_ATTR_USERDATA,
+                                     U.OVS_PACKET_ATTR_ACTIONS, U.OVS_PACKET_ATTR_MRU,
+                                     U.OVS_PACKET_ATTR_LEN, U.OVS_PACKET_ATTR_HASH,
+                                     U.OVS_PACKET_ATTR_PACKET]
+    v = dict(attrs)
+    assert "in_port(1)" in odp.format_key(v[U.OVS_PACKET_ATTR_KEY])
+    # (the text parser pads userdata to 8 bytes, as odp_put_userspace_action does)
+    assert v[U.OVS_PACKET_ATTR_USERDATA] == bytes.fromhex("0a0b0c") + bytes(5)
+    # the actions being executed, as the datapath holds them
+    assert odp.format_actions(v[U.OVS_PACKET_ATTR_ACTIONS]) == odp.format_actions(a)
+    assert struct.unpack("=H", v[U.OVS_PACKET_ATTR_MRU][:2])[0] == 1400
+    # LEN: the length before trunc; PACKET: the first 40 bytes
+    assert struct.unpack("=I", v[U.OVS_PACKET_ATTR_LEN])[0] == len(data)
+    assert v[U.OVS_PACKET_ATTR_PACKET] == data[:40]
+    assert len(v[U.OVS_PACKET_ATTR_HASH]) == 8
+    # without trunc, MRU or the actions flag, those attributes are absent
+    dpif.execute("fdp", data, key(KEY), acts(f"userspace(pid={handler.portid})"))
+    hdr, raw = handler.sock.take(lambda h, raw: h.type == fid, 5)
+    body = raw[U.NLMSG_HDRLEN + U.GENL_HDRLEN + U.OVS_HEADER_LEN:hdr.len]
+    assert [t & U.NLA_TYPE_MASK for t, _, _ in iter_attrs(body)] == [
+        U.OVS_PACKET_ATTR_KEY, U.OVS_PACKET_ATTR_HASH, U.OVS_PACKET_ATTR_PACKET]
 
 
 def test_execute_errors(dp):
