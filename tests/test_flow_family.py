@@ -558,3 +558,38 @@ def test_no_cache_hits_counted_without_a_mask_cache(dp):
         inject(daemon, "in1", frame())
     d = dpif.dp_get("fdp")
     assert d.n_hit == 5 and d.n_mask_hit == 5 and d.n_cache_hit == 0
+
+
+def test_client_errors_carry_the_extended_ack_text(dp):
+    dpif, _, _ = dp
+    k, m = km("in_port(1),eth(),eth_type(0x0800)")          # IPv4 without its ipv4()
+    with pytest.raises(OSError) as e:
+        dpif.flow_new("fdp", k, acts("2"), mask=m)
+    assert e.value.errno == errno.EINVAL
+    assert e.value.ext_ack and "Missing key" in e.value.ext_ack
+    assert e.value.strerror == f"Invalid argument ({e.value.ext_ack})"
+    with pytest.raises(OSError) as e:
+        dpif.vport_new("fdp", "x", "dummy", port_no=1)         # port 1 is taken
+    assert e.value.errno == errno.EBUSY and e.value.ext_ack
+
+
+def test_output_longer_than_the_mtu_is_a_tx_error(dp):
+    """ovs_vport_send(): a frame over the port's MTU (one VLAN tag aside) is
+    dropped and counted as tx_errors; up to the MTU it goes out."""
+    dpif, _, daemon = dp
+    from scapy.layers.l2 import Dot1Q
+
+    def l2(n, vlan=False):
+        e = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02", type=0x88b5)
+        if vlan:
+            e = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02") / Dot1Q(vlan=7,
+                                                                                type=0x88b5)
+        return bytes(e / (b"m" * (n - len(e))))
+    k = odp.parse_key("in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),"
+                      "eth_type(0x88b5)")[0]
+    fits, tagged_fits, too_long = l2(1514), l2(1518, vlan=True), l2(1515)
+    for f in (fits, tagged_fits, too_long):
+        dpif.execute("fdp", f, k, acts("2"))
+    assert fetch(daemon, "out2") == [fits, tagged_fits]
+    stats = dpif.vport_get("fdp", name="out2").stats
+    assert stats["tx_errors"] == 1 and stats["tx_packets"] == 2

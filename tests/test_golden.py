@@ -78,6 +78,62 @@ def test_nlctrl_ids_of_all_families(daemon):
     s.close()
 
 
+def _attrs(buf, off=20):
+    """{type: payload} of a generic netlink message's top-level attributes."""
+    out = {}
+    while off + 4 <= len(buf):
+        ln, t = struct.unpack_from("=HH", buf, off)
+        out[t & 0x3FFF] = buf[off + 4:off + ln]
+        off += (ln + 3) & ~3
+    return out
+
+
+def test_nlctrl_getfamily_by_id_is_the_same_reply(daemon):
+    s = raw_connect(daemon.path)
+    by_name, pid = get_family(s, "ovs_vport", 1)
+    req = nlmsg(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 2, 0,
+                genl(3, 1) + nlattr(1, struct.pack("=H", 0x14)))      # CTRL_ATTR_FAMILY_ID
+    s.send(req)
+    by_id = recv(s)
+    assert recv(s) == ack(req, 2, pid)
+    # the same message but for its sequence number
+    assert by_id[:8] + by_id[12:] == by_name[:8] + by_name[12:]
+    assert struct.unpack_from("=I", by_id, 8)[0] == 2
+    # an id nobody has: ENOENT, the request echoed
+    req = nlmsg(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 3, 0,
+                genl(3, 1) + nlattr(1, struct.pack("=H", 0x7ff0)))
+    s.send(req)
+    err = recv(s)
+    assert struct.unpack_from("=HHi", err, 4)[0] == NLMSG_ERROR
+    assert struct.unpack_from("=i", err, 16)[0] == -2
+    s.close()
+
+
+def test_nlctrl_dump_lists_every_family(daemon):
+    s = raw_connect(daemon.path)
+    req = nlmsg(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_DUMP, 5, 0, genl(3, 1))
+    s.send(req)
+    names, done = {}, False
+    while not done:
+        data = recv(s)
+        off = 0
+        while off < len(data):
+            ln, mtype, flags, seq = struct.unpack_from("=IHHI", data, off)
+            assert seq == 5
+            msg = data[off:off + ln]
+            if mtype == NLMSG_DONE:
+                done = True
+            else:
+                assert mtype == GENL_ID_CTRL and flags & NLM_F_MULTI
+                a = _attrs(msg)
+                names[a[2].rstrip(b"\0").decode()] = struct.unpack("=H", a[1])[0]
+            off += (ln + 3) & ~3
+    assert names["nlctrl"] == GENL_ID_CTRL
+    assert {n: names[n] for n in ("ovs_datapath", "ovs_vport", "ovs_flow", "ovs_packet")} == {
+        "ovs_datapath": 0x13, "ovs_vport": 0x14, "ovs_flow": 0x15, "ovs_packet": 0x16}
+    s.close()
+
+
 def test_datapath_new_vport_new_and_errors(daemon):
     s = raw_connect(daemon.path)
     _, pid = get_family(s, "ovs_datapath", 1)

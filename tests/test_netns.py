@@ -497,6 +497,35 @@ def test_root_namespace_via_internal_port(net):
         run("ip", "addr", "flush", "dev", tap, check=False)
 
 
+def test_internal_port_ifindex_and_down_device(small):
+    """dp_ifindex is port 0's real ifindex; output to an internal port whose
+    device is down is dropped and counted (rx_dropped, as internal_dev_recv)."""
+    n = small
+    tap = n.dp
+    with open(f"/sys/class/net/{tap}/ifindex") as f:
+        ifindex = int(f.read())
+    frame = bytes.fromhex("ffffffffffff020000000009") + b"\x88\xb5" + bytes(46)
+    key, _ = parse_key("in_port(0),eth(src=02:00:00:00:00:09,dst=ff:ff:ff:ff:ff:ff),"
+                       "eth_type(0x88b5)")
+    with n.dpif() as c:
+        assert c.dp_get(n.dp).ifindex == ifindex
+        local = c.vport_get(n.dp, port_no=U.OVSP_LOCAL)
+        assert local.ifindex == ifindex and local.dp_ifindex == ifindex
+        try:
+            run("ip", "link", "set", tap, "down")
+            c.execute(n.dp, frame, key, parse_actions("0"))
+            down = c.vport_get(n.dp, port_no=U.OVSP_LOCAL).stats
+            assert down["rx_dropped"] == local.stats["rx_dropped"] + 1, down
+            assert down["rx_packets"] == local.stats["rx_packets"]
+            run("ip", "link", "set", tap, "up")
+            c.execute(n.dp, frame, key, parse_actions("0"))
+            up = c.vport_get(n.dp, port_no=U.OVSP_LOCAL).stats
+            assert up["rx_packets"] == down["rx_packets"] + 1, up
+            assert up["rx_dropped"] == down["rx_dropped"]
+        finally:
+            run("ip", "link", "set", tap, "down", check=False)
+
+
 def wait_vport_del(ev, name, timeout=5.0):
     """The OVS_VPORT_CMD_DEL notification for port ``name`` (a VportInfo), or None."""
     deadline = time.monotonic() + timeout
@@ -823,10 +852,15 @@ def _demo_leftovers():
     left += [f"netns {n}" for n in ("h1", "h2", "h3") if re.search(rf"^{n}\b", ns, re.M)]
     left += [f"link {d}" for d in os.listdir("/sys/class/net")
              if d == "ovsdp0" or d.startswith("ovsdp-h")]
-    procs = subprocess.run(["pgrep", "-af", "ovsdp (daemon|switchd ovsdp0)"],
-                           capture_output=True, text=True).stdout
+    procs = subprocess.run(["pgrep", "-af", "ovsdp (daemon --socket [^ ]*ovsdp-demo-|switchd "
+                            "ovsdp0)"], capture_output=True, text=True).stdout
     left += [f"process {line}" for line in procs.splitlines() if "pgrep" not in line]
     return left
+
+
+def _demo_dirs():
+    tmp = tempfile.gettempdir()
+    return {d for d in os.listdir(tmp) if d.startswith("ovsdp-demo-")}
 
 
 def _demo_env():
@@ -847,6 +881,7 @@ def demo_names_free():
 
 
 def test_demo_runs_and_leaves_nothing(demo_names_free):
+    dirs = _demo_dirs()
     r = subprocess.run([sys.executable, "-m", "ovsdp", "demo", "--duration", "1"],
                        env=_demo_env(), capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -856,10 +891,11 @@ def test_demo_runs_and_leaves_nothing(demo_names_free):
     assert "port 0: ovsdp0 (internal)" in out and "port 3: ovsdp-h3" in out, out
     assert re.search(r"^in_port\(ovsdp-h1\),eth\(src=", out, re.M), out
     assert "everything has been removed" in out
-    assert _demo_leftovers() == []
+    assert _demo_leftovers() == [] and _demo_dirs() == dirs
 
 
 def test_demo_interrupted_cleans_up(demo_names_free):
+    dirs = _demo_dirs()
     p = subprocess.Popen([sys.executable, "-m", "ovsdp", "demo"], env=_demo_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -877,4 +913,4 @@ def test_demo_interrupted_cleans_up(demo_names_free):
             p.wait()
     assert p.returncode == 130, (out, err)
     assert "interrupted; cleaning up" in err
-    assert _demo_leftovers() == []
+    assert _demo_leftovers() == [] and _demo_dirs() == dirs
