@@ -13,7 +13,9 @@ the packet itself back with EXECUTE.
 Learning a MAC, or seeing it move, deletes the installed flows that were
 decided without that knowledge (OVS's revalidators do the same by
 re-translating).  Flows idle longer than ``flow_idle`` seconds are deleted,
-MAC entries older than ``mac_aging`` seconds forgotten.
+MAC entries not seen for ``mac_aging`` seconds forgotten; a flow that carries
+traffic counts as seeing its source MAC, since such traffic never reaches
+switchd.
 """
 
 import errno
