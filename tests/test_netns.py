@@ -842,6 +842,13 @@ def test_control_answers_under_flood(net):
     assert len(latencies) >= 10, out
     assert max(latencies) < 1.0, \
         f"control requests took up to {max(latencies):.3f} s under {flooded} packets"
+    # the loaded port polled its ring on a timer (coalescing); once the flood
+    # is over single frames wake it again, and the daemon goes back to idle
+    sent, got, out = ping(a.ns, b.ip4, count=3)
+    assert got == sent, f"after the flood:\n{out}\n{net.logs()}"
+    time.sleep(0.3)
+    share = cpu_share(net.daemon.pid, 1.0)
+    assert share < 0.05, f"the daemon uses {share:.0%} CPU after the flood"
 
 
 # --------------------------------------------------------------- the demo

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
+_FINE = 0.002           # timers due sooner than this are waited for precisely
 
 
 class Timer:
@@ -37,6 +38,7 @@ class Timer:
 class Loop:
     def __init__(self):
         self.ep = select.epoll()
+        self.ep_fd = self.ep.fileno()
         self.readers = {}
         self.writers = {}
         self.timers = []
@@ -68,6 +70,15 @@ class Loop:
 
     def remove_reader(self, fd):
         if self.readers.pop(fd, None) is not None:
+            self._update(fd)
+
+    def pause_reader(self, fd):
+        """Stop waking up for ``fd``'s input (errors still wake) until resume_reader()."""
+        if fd in self.readers:
+            self.ep.modify(fd, _OUT if fd in self.writers else 0)
+
+    def resume_reader(self, fd):
+        if fd in self.readers:
             self._update(fd)
 
     def add_writer(self, fd, callback, *args):
@@ -121,6 +132,12 @@ class Loop:
             delay = max(0.0, self.timers[0][0] - time.monotonic())
             timeout = delay if timeout is None else min(timeout, delay)
         try:
+            if timeout is not None and 0 < timeout < _FINE and self.ep_fd < 1024:
+                # epoll_wait counts in whole milliseconds; a timer due sooner
+                # (a port's coalescing delay) waits in select(), to the
+                # microsecond, for the epoll descriptor itself
+                select.select([self.ep_fd], [], [], timeout)
+                timeout = 0
             events = self.ep.poll(-1 if timeout is None else timeout)
         except InterruptedError:
             events = ()
