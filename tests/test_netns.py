@@ -19,9 +19,11 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -33,6 +35,7 @@ from ovsdp.client.dpif import Dpif, VportInfo
 from ovsdp.netlink import attr as A
 from ovsdp.odp import parse_actions, parse_key
 from ovsdp.testbed import run
+from ovsdp.vports import netdev as N
 
 from .conftest import ROOT, subprocess_daemon
 
@@ -921,3 +924,43 @@ def test_demo_interrupted_cleans_up(demo_names_free):
     assert p.returncode == 130, (out, err)
     assert "interrupted; cleaning up" in err
     assert _demo_leftovers() == [] and _demo_dirs() == dirs
+
+
+# ------------------------------------------------------- ring overflow
+def test_frames_the_ring_cannot_take_count_as_rx_dropped(real_daemon):
+    """While the loop is busy the kernel keeps filling the port's RX ring;
+    what does not fit is dropped there and shows as the port's rx_dropped."""
+    a, b = f"{PREFIX}rd0", f"{PREFIX}rd1"
+    run("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    try:
+        for d in (a, b):
+            run("sysctl", "-qw", f"net.ipv6.conf.{d}.disable_ipv6=1", check=False)
+            run("ip", "link", "set", d, "up")
+        with Dpif(real_daemon.path) as c:
+            c.dp_new(f"{PREFIX}rdp")
+            c.vport_new(f"{PREFIX}rdp", a, "netdev")
+            before = c.vport_get(f"{PREFIX}rdp", name=a).stats
+            release = threading.Event()
+            real_daemon.daemon.loop.call_soon(release.wait, 10)      # the loop is busy
+            real_daemon.daemon.loop.wakeup()
+            n = 3000
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+                s.bind((b, 0))
+                f = bytes.fromhex("020000000002020000000001") + b"\x88\xb5" + bytes(50)
+                for i in range(n):
+                    s.send(f)
+                    if i % 100 == 99:
+                        time.sleep(0.002)           # let the softirq keep up
+            release.set()
+            deadline = time.monotonic() + 5
+            while True:
+                st = c.vport_get(f"{PREFIX}rdp", name=a).stats
+                got = st["rx_packets"] - before["rx_packets"]
+                dropped = st["rx_dropped"] - before["rx_dropped"]
+                if got + dropped >= n or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        assert got <= N.FRAME_NR, (got, dropped)
+        assert dropped >= n - N.FRAME_NR - 100 and got + dropped >= n - 100, (got, dropped)
+    finally:
+        run("ip", "link", "del", a, check=False)

@@ -670,7 +670,10 @@ def _free_net():
     for _ in range(50):
         x = secrets.randbelow(150) + 100
         if f"192.168.{x}." not in used:
-            return f"192.168.{x}", f"fd{secrets.randbelow(256):02x}:{secrets.token_hex(2)}::"
+            # (four hex digits without a leading zero: the canonical text the
+            # datapath's addresses are compared with)
+            group = secrets.randbelow(0xF000) + 0x1000
+            return f"192.168.{x}", f"fd{secrets.randbelow(256):02x}:{group:x}::"
     raise RuntimeError("no free 192.168.X.0/24")
 
 

@@ -440,12 +440,22 @@ class NetdevVport(Vport):
         return data, vnet
 
     def kernel_drops(self):
-        """Frames the kernel dropped because the ring was full."""
+        """Frames the kernel dropped because the ring was full, since the
+        last call (reading PACKET_STATISTICS resets it)."""
         if self.sock is None:
             return 0
-        packets, drops = struct.unpack("=II", self.sock.getsockopt(SOL_PACKET,
-                                                                   PACKET_STATISTICS, 8))
+        try:
+            packets, drops = struct.unpack("=II", self.sock.getsockopt(SOL_PACKET,
+                                                                       PACKET_STATISTICS, 8))
+        except OSError:
+            return 0
         return drops
+
+    def stats_bytes(self):
+        # Frames the ring had no room for were received and dropped by the
+        # port: rx_dropped, as a device counts what its queues drop.
+        self.rx_dropped += self.kernel_drops()
+        return super().stats_bytes()
 
     def destroy(self):
         super().destroy()
