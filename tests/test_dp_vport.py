@@ -429,3 +429,47 @@ def test_echo_without_listeners_and_ack_only(daemon):
         assert struct.unpack_from("=i", reply, 16)[0] == 0
     finally:
         s.close()
+
+
+# ------------------------------------------------------------ the process
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_daemon_exits_cleanly_on_signal(sock_path, sig):
+    """``ovsdp daemon`` in the foreground: SIGINT (Ctrl-C) or SIGTERM ends it
+    with status 0 and removes its socket; its clients see the connection end."""
+    import signal
+
+    from .conftest import subprocess_daemon
+    with subprocess_daemon(sock_path, "--no-devices") as p:
+        c = Dpif(sock_path)
+        c.dp_new("sigdp")
+        p.send_signal(getattr(signal, sig))
+        assert p.wait(10) == 0
+        assert not os.path.exists(sock_path)
+        with pytest.raises(OSError):
+            c.dp_get("sigdp")
+        c.close()
+
+
+def test_a_departed_subscriber_is_forgotten(daemon, dpif):
+    """A client that subscribed to ovs_datapath and went away holds no
+    membership: later notifications go only to the clients still there."""
+    gone = Dpif(daemon.path)
+    gone.subscribe(U.OVS_DATAPATH_FAMILY)
+    gone_pid = gone.portid
+    stay = Dpif(daemon.path)
+    stay.subscribe(U.OVS_DATAPATH_FAMILY)
+    gone.close()
+    dpif.dp_new("subdp")
+    n = stay.recv_notification(5)
+    assert n is not None and n[1] == U.OVS_DP_CMD_NEW
+    import time
+    deadline = time.monotonic() + 5
+    while gone_pid in daemon.call(lambda: {c.portid for c in daemon.daemon.server.conns.values()}):
+        assert time.monotonic() < deadline, "the departed client is still connected"
+        time.sleep(0.02)
+    members = daemon.call(lambda: {g: {p.portid for p in m}
+                                   for g, m in daemon.module.genl.members.items()})
+    gid = daemon.module.genl.by_name["ovs_datapath"].mcgrp_ids["ovs_datapath"]
+    assert stay.portid in members[gid]
+    assert all(gone_pid not in pids for pids in members.values()), members
+    stay.close()
