@@ -35,7 +35,6 @@ from ._util import (
 )
 from .keys import (
     KEY_LENS,
-    MAX_ODP_NESTED,
     NESTED,
     NSH_LENS,
     _attrs,
@@ -876,13 +875,8 @@ def _parse_action_list(cur, ctx):
 
 
 def _parse_action(cur, ctx):
-    ctx.depth += 1
-    try:
-        if ctx.depth >= MAX_ODP_NESTED:
-            cur.fail("too deeply nested")
+    with ctx.nested(cur):
         return _parse_action__(cur, ctx)
-    finally:
-        ctx.depth -= 1
 
 
 def _parse_action__(cur, ctx):

@@ -6,6 +6,7 @@ with no mask, ``odp_flow_key_format()``), :func:`parse_key` is
 OVS_FLOW_ATTR_KEY / OVS_FLOW_ATTR_MASK: a stream of netlink attributes.
 """
 
+import contextlib
 import struct
 
 from .. import uapi as U
@@ -218,31 +219,24 @@ def _f_be64(name, v, m, verbose):
     return ""
 
 
-def _f_ipv4(name, v, m, verbose):
-    if verbose or m is None or any(m):
-        s = f"{name}={fmt_ip(v)}"
-        if m is not None and m != b"\xff" * 4:
-            s += "/" + fmt_ip(m)
-        return s + ","
-    return ""
+def _f_addr(fmt, width):
+    """A formatter of an address field (IPv4, IPv6, Ethernet): ``name=value``,
+    then ``/mask`` unless exact; nothing when wildcarded, unless verbose."""
+    exact = b"\xff" * width
+
+    def f(name, v, m, verbose):
+        if verbose or m is None or any(m):
+            s = f"{name}={fmt(v)}"
+            if m is not None and m != exact:
+                s += "/" + fmt(m)
+            return s + ","
+        return ""
+    return f
 
 
-def _f_in6(name, v, m, verbose):
-    if verbose or m is None or any(m):
-        s = f"{name}={fmt_in6(v)}"
-        if m is not None and m != b"\xff" * 16:
-            s += "/" + fmt_in6(m)
-        return s + ","
-    return ""
-
-
-def _f_eth(name, v, m, verbose):
-    if verbose or m is None or any(m):
-        s = f"{name}={fmt_eth(v)}"
-        if m is not None and m != b"\xff" * 6:
-            s += "/" + fmt_eth(m)
-        return s + ","
-    return ""
+_f_ipv4 = _f_addr(fmt_ip, 4)
+_f_in6 = _f_addr(fmt_in6, 16)
+_f_eth = _f_addr(fmt_eth, 6)
 
 
 def _f_label(name, v, m, verbose):
@@ -818,6 +812,17 @@ class _Ctx:
         self.port_names = port_names
         self.depth = 0
 
+    @contextlib.contextmanager
+    def nested(self, cur):
+        """One level deeper into the text; too deep is a parse error."""
+        self.depth += 1
+        try:
+            if self.depth >= MAX_ODP_NESTED:
+                cur.fail("too deeply nested")
+            yield
+        finally:
+            self.depth -= 1
+
 
 def _finish_fields(cur, fields, values, masks):
     """The SCAN_BEGIN ... SCAN_FIELD ... SCAN_FINISH loop.
@@ -1255,13 +1260,8 @@ def _parse_generic(cur, atype):
 
 def parse_key_attr(cur, ctx):
     """parse_odp_key_mask_attr(): one attribute -> (key bytes, mask bytes)."""
-    ctx.depth += 1
-    try:
-        if ctx.depth >= MAX_ODP_NESTED:
-            cur.fail("too deeply nested")
+    with ctx.nested(cur):
         return _parse_key_attr(cur, ctx)
-    finally:
-        ctx.depth -= 1
 
 
 def _parse_key_attr(cur, ctx):

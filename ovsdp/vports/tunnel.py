@@ -482,6 +482,25 @@ class TunnelVport(Vport):
         self._socks.append(s)
         return s
 
+    def _read_raw4(self, attr):
+        """Up to READ_BATCH packets off the raw IPv4 socket held in ``attr``,
+        each to receive_ipv4(); True when the batch was full (more may wait)."""
+        sock = getattr(self, attr)
+        if sock is None:
+            return False
+        for _ in range(READ_BATCH):
+            if getattr(self, attr) is not sock:
+                return False                    # destroyed by what the last packet did
+            try:
+                pkt = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as e:
+                log.debug("%s: receive failed: %s", self.name, e)
+                return False
+            self.receive_ipv4(pkt)
+        return True
+
 
 class UdpTunnelVport(TunnelVport):
     """VXLAN and Geneve: a UDP port."""
@@ -533,22 +552,9 @@ class UdpTunnelVport(TunnelVport):
         self._reader(c, self._drain)
 
     def _read4(self):
-        sock = self._rx4
-        if sock is None:
-            return
-        for _ in range(READ_BATCH):
-            if sock is not self._rx4:
-                return                          # destroyed by what the last packet did
-            try:
-                pkt = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.debug("%s: receive failed: %s", self.name, e)
-                return
-            self.receive_ipv4(pkt)
-        self._drain()
-        self.loop.call_soon(self._read4)
+        if self._read_raw4("_rx4"):
+            self._drain()
+            self.loop.call_soon(self._read4)
 
     def _read6(self):
         sock = self._rx6
@@ -762,21 +768,8 @@ class GreVport(TunnelVport):
         self._rx = None
 
     def _read(self):
-        sock = self._rx
-        if sock is None:
-            return
-        for _ in range(READ_BATCH):
-            if sock is not self._rx:
-                return
-            try:
-                pkt = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.debug("%s: receive failed: %s", self.name, e)
-                return
-            self.receive_ipv4(pkt)
-        self.loop.call_soon(self._read)
+        if self._read_raw4("_rx"):
+            self.loop.call_soon(self._read)
 
     def receive_ipv4(self, pkt):
         """A whole IPv4 packet (a raw socket's read) carrying GRE."""
