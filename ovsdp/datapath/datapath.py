@@ -12,7 +12,7 @@ import os
 import time
 
 from .. import uapi as U
-from ..netlink.attr import nla, nla_nest, nla_u16, nla_u32, nla_u64
+from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
 from . import key_layout as K
 from .flow_table import FlowTable
 from .skb import Skb
@@ -72,7 +72,7 @@ class Datapath:
 
     def fill_attrs(self):
         """ovs_dp_cmd_fill_info() attributes (after the ovs_header)."""
-        parts = [nla(U.OVS_DP_ATTR_NAME, self.name.encode() + b"\0"),
+        parts = [nla_string(U.OVS_DP_ATTR_NAME, self.name),
                  nla(U.OVS_DP_ATTR_STATS, self.stats_bytes()),
                  nla(U.OVS_DP_ATTR_MEGAFLOW_STATS, self.megaflow_stats_bytes()),
                  nla_u32(U.OVS_DP_ATTR_USER_FEATURES, self.user_features),

@@ -10,7 +10,7 @@ import errno
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import NetlinkError, nla, nla_nest, nla_u32, nla_u32_array, nla_u64
+from ..netlink.attr import NetlinkError, nla, nla_nest, nla_string, nla_u32, nla_u32_array, nla_u64
 from .key_layout import S_IN_PORT
 from .offload import OffloadError, is_gso, resolve
 
@@ -157,7 +157,7 @@ class Vport:
         """Reply attributes in ovs_vport_cmd_fill_info() order."""
         parts = [nla_u32(U.OVS_VPORT_ATTR_PORT_NO, self.port_no),
                  nla_u32(U.OVS_VPORT_ATTR_TYPE, self.type),
-                 nla(U.OVS_VPORT_ATTR_NAME, self.name.encode() + b"\0"),
+                 nla_string(U.OVS_VPORT_ATTR_NAME, self.name),
                  nla_u32(U.OVS_VPORT_ATTR_IFINDEX, self.ifindex & 0xFFFFFFFF),
                  nla(U.OVS_VPORT_ATTR_STATS, self.stats_bytes()),
                  nla_nest(U.OVS_VPORT_ATTR_UPCALL_STATS,

@@ -105,9 +105,13 @@ def nla_be64(atype, v):
 
 
 def nla_string(atype, s):
-    """NUL-terminated string attribute (nla_put_string)."""
+    """NUL-terminated string attribute (nla_put_string).
+
+    Names are bytes on the wire; a str is encoded back the way
+    :func:`get_string` decoded it, so names that are not UTF-8 survive.
+    """
     if isinstance(s, str):
-        s = s.encode()
+        s = s.encode("utf-8", "surrogateescape")
     return nla(atype, s + b"\0")
 
 

@@ -176,6 +176,10 @@ class Dump:
             except NetlinkError as e:
                 self.end = build_done(self.seq, self.peer.portid, e.errno, e.msg,
                                       self.peer.ext_ack)
+            except Exception:  # noqa: BLE001 - a dump that fails ends, it does not wedge
+                log.exception("dump failed")
+                self.end = build_done(self.seq, self.peer.portid, errno.EINVAL,
+                                      "internal error", self.peer.ext_ack)
             else:
                 if parts and used + len(msg) > size:
                     self.pending = msg

@@ -153,7 +153,7 @@ class InternalOps(VportOps):
         except OSError as e:
             raise NetlinkError(e.errno, f"cannot open /dev/net/tun: {e.strerror}") from None
         try:
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(),
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode("utf-8", "surrogateescape"),
                                                    IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
             # the host may hand over frames with partial checksums and TSO
             fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)

@@ -51,10 +51,11 @@ def is_up(name):
 def set_up(name, up=True):
     """Bring an interface up or down (SIOCSIFFLAGS)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH", name.encode(), 0)
-        cur = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        raw = name.encode("utf-8", "surrogateescape")
+        cur = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS,
+                                                     struct.pack("16sH", raw, 0)))[1]
         new = (cur | IFF_UP) if up else (cur & ~IFF_UP)
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH", name.encode(), new))
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH", raw, new))
 
 
 def exists(name):

@@ -9,7 +9,7 @@ import errno
 
 from ... import uapi as U
 from ...netlink import attr as A
-from ...netlink.attr import NetlinkError, nla
+from ...netlink.attr import NetlinkError, nla, nla_string
 from ...netlink.genl import Family, Op
 
 OVSDP_DUMMY_FAMILY = "ovsdp_dummy"
@@ -49,7 +49,7 @@ def make_family(module):
 
     def fetch(req):
         vport = port(req)
-        name = nla(OVSDP_DUMMY_ATTR_PORT_NAME, vport.name.encode() + b"\0")
+        name = nla_string(OVSDP_DUMMY_ATTR_PORT_NAME, vport.name)
         hdr = U.OVS_HEADER.pack(vport.dp.ifindex)
         for frame in vport.fetch():
             yield fam.message(OVSDP_DUMMY_CMD_FETCH, U.NLM_F_MULTI, req.seq, req.portid,

@@ -1,0 +1,78 @@
+"""Issue 9's findings, one regression test each: hostile input changes nothing.
+
+A client may send names that are not UTF-8, actions that do not fit, keys
+of the wrong length, floods of messages, and never read its replies; the
+daemon answers with the kernel's errno, stays bounded, and keeps serving
+everybody else.
+"""
+
+import errno
+
+import pytest
+
+from ovsdp import uapi as U
+from ovsdp.client.dpif import Dpif
+from ovsdp.netlink.attr import nla_string, nla_u32
+
+RAW_NAME = "fz\udcff"            # bytes 66 7a ff, as get_string decodes them
+
+
+def err_of(fn, *args, **kw):
+    with pytest.raises(OSError) as e:
+        fn(*args, **kw)
+    return e.value.errno
+
+
+# ------------------------------------------------- names are bytes (4, 5)
+def test_datapath_name_that_is_not_utf8(dpif):
+    info = dpif.dp_new(RAW_NAME)
+    assert info.name == RAW_NAME
+    assert nla_string(U.OVS_DP_ATTR_NAME, info.name)[4:] == b"fz\xff\0"
+    dpif.dp_new("fzok")
+    assert sorted(d.name for d in dpif.dp_dump()) == sorted([RAW_NAME, "fzok"])
+    assert dpif.dp_get(RAW_NAME).ifindex == info.ifindex
+    # the dumps that used to fail keep working, and the name can be deleted
+    assert [d.name for d in dpif.dp_dump()] == [d.name for d in dpif.dp_dump()]
+    dpif.dp_del(RAW_NAME)
+    assert [d.name for d in dpif.dp_dump()] == ["fzok"]
+
+
+def test_vport_name_that_is_not_utf8(dpif):
+    dpif.dp_new("fzv")
+    port = dpif.vport_new("fzv", "fzv\udc80\udcfe", U.OVS_VPORT_TYPE_INTERNAL)
+    names = [v.name for v in dpif.vport_dump("fzv")]
+    assert names == ["fzv", "fzv\udc80\udcfe"]
+    assert dpif.vport_get("fzv", name="fzv\udc80\udcfe").port_no == port.port_no
+    dpif.vport_del("fzv", name="fzv\udc80\udcfe")
+    assert [v.name for v in dpif.vport_dump("fzv")] == ["fzv"]
+
+
+def test_a_dump_that_fails_ends_with_an_error_and_frees_the_socket(daemon, dpif):
+    """A bug in a dump callback ends that dump (EINVAL), never the next one."""
+    dpif.dp_new("fzd")
+    dp = daemon.call(lambda: daemon.module.datapaths[0])
+    real = type(dp).fill_attrs
+
+    def broken(self):
+        raise RuntimeError("fill failed")
+    type(dp).fill_attrs = broken
+    try:
+        assert err_of(dpif.dp_dump) == errno.EINVAL
+    finally:
+        type(dp).fill_attrs = real
+    assert [d.name for d in dpif.dp_dump()] == ["fzd"]     # not EBUSY
+    with Dpif(daemon.path) as other:
+        assert [d.name for d in other.dp_dump()] == ["fzd"]
+    dpif.dp_del("fzd")
+
+
+def test_port_name_attribute_carries_raw_bytes(dpif):
+    dpif.dp_new("fzr")
+    attrs = (nla_string(U.OVS_VPORT_ATTR_NAME, b"\xc3\x28") +
+             nla_u32(U.OVS_VPORT_ATTR_TYPE, U.OVS_VPORT_TYPE_INTERNAL) +
+             nla_u32(U.OVS_VPORT_ATTR_UPCALL_PID, 0))
+    ifindex = dpif.ifindex("fzr")
+    dpif.sock.genl_request(U.OVS_VPORT_FAMILY, U.OVS_VPORT_CMD_NEW,
+                           U.OVS_HEADER.pack(ifindex) + attrs)
+    (v,) = [v for v in dpif.vport_dump("fzr") if v.port_no]
+    assert v.name.encode("utf-8", "surrogateescape") == b"\xc3\x28"
