@@ -8,6 +8,7 @@ outputs skip the Skb and the action interpreter altogether.
 
 import collections
 import errno
+import logging
 import os
 import time
 
@@ -16,6 +17,8 @@ from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
 from . import key_layout as K
 from .flow_table import FlowTable
 from .skb import Skb
+
+log = logging.getLogger(__name__)
 
 _S_TCP_FLAGS = K.S_TCP_FLAGS
 _NR_CPUS = os.cpu_count() or 1
@@ -93,7 +96,10 @@ class Datapath:
         a decapsulated frame).
         """
         key = self.module.extract(data, vport.key_meta if meta is None else meta)
-        self.process(data, key, vport, None, None, vnet)
+        try:
+            self.process(data, key, vport, None, None, vnet)
+        except Exception:  # noqa: BLE001 - one frame's bug must not take the port down
+            self._internal_error(vport)
 
     def receive_batch(self, frames, vport, vnets=None):
         """Many frames from one port; the same path as :meth:`receive`, amortized.
@@ -128,7 +134,10 @@ class Datapath:
                     last = None
                 if flow is None or flow.outputs is None:
                     self._flush_batches(touched)
-                    self.process(data, key, vport, None, now, vnet)
+                    try:
+                        self.process(data, key, vport, None, now, vnet)
+                    except Exception:  # noqa: BLE001 - the rest of the batch goes on
+                        self._internal_error(vport)
                     continue
                 last = flow
                 run_pkts = run_bytes = run_flags = 0
@@ -163,6 +172,14 @@ class Datapath:
         self.n_mask_hit += hits
         if self.table.cache_size:
             self.n_cache_hit += hits
+
+    def _internal_error(self, vport):
+        """A frame hit a bug of ours: it is dropped and counted, the rest goes on."""
+        self.drop_reasons["internal_error"] += 1
+        n = self.drop_reasons["internal_error"]
+        if n & (n - 1) == 0:         # the 1st, 2nd, 4th, 8th...: a log that cannot flood
+            log.exception("%s: frame from %s dropped (internal error %d)", self.name,
+                          vport.name, n)
 
     @staticmethod
     def _flush_batches(touched):

@@ -1308,6 +1308,12 @@ def _validate_set(payload, key, mac_proto_none, eth_type, masked, log):
     elif key_type == A.OVS_KEY_ATTR_MPLS:
         if not eth_p_mpls(eth_type):
             raise _err(log, f"set(mpls) on a flow with eth_type {eth_type:#06x}")
+        # Only the top label stack entry can be set.  The kernel's length
+        # table says "variable" for MPLS and its set_mpls() then reads one
+        # ovs_key_mpls and its mask whatever the length; ovsdp takes exactly one.
+        if key_len != U.OVS_KEY_MPLS.size:
+            raise _err(log, f"{what}(mpls) key has length {key_len}, expected "
+                            f"{U.OVS_KEY_MPLS.size}")
     elif key_type == A.OVS_KEY_ATTR_NSH:
         if eth_type != K.ETH_P_NSH:
             raise _err(log, f"set(nsh) on a flow with eth_type {eth_type:#06x}")
