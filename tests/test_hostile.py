@@ -135,3 +135,76 @@ def test_a_frame_that_fails_does_not_drop_the_rest_of_its_batch(daemon, dpif):
             module.execute_actions = real
         return dp.ports[2].fetch(), dp.drop_reasons["internal_error"]
     assert daemon.call(run) == (good, 2)
+
+
+# ------------------------------------------------ action list sizes (7)
+ARP = bytes(11) + b"\x01\x08\x06" + bytes(28)
+
+
+def _arp_key():
+    k = F.extract(ARP, K.make(in_port=1))
+    return FN.put_key(k, k, False)
+
+
+@pytest.mark.parametrize("n,ok", [(4092, True), (4093, False), (8000, False)])
+def test_actions_beyond_max_actions_bufsize_are_emsgsize(dpif, n, ok):
+    """The kernel keeps at most 32 KiB of actions (28 of them its header)."""
+    dpif.dp_new("fza")
+    actions = b"".join(nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1 + i % 3) for i in range(n))
+    if ok:
+        dpif.flow_new("fza", _arp_key(), actions)
+        assert len(dpif.flow_dump("fza")[0].actions) == len(actions)
+    else:
+        assert err_of(dpif.flow_new, "fza", _arp_key(), actions) == errno.EMSGSIZE
+        assert err_of(dpif.execute, "fza", ARP, _arp_key(), actions) == errno.EMSGSIZE
+        assert dpif.flow_dump("fza") == []
+
+
+def test_action_size_counts_the_kernels_own_form(dpif):
+    """A set() is stored as key and mask: 12 bytes in, 16 kept."""
+    dpif.dp_new("fzs")
+    one = nla_nest(U.OVS_ACTION_ATTR_SET, nla_u32(U.OVS_KEY_ATTR_SKB_MARK, 7))
+    assert len(one) == 12
+    dpif.flow_new("fzs", _arp_key(), one * 2046)        # 28 + 2046 * 16 = 32764
+    dpif.flow_flush("fzs")
+    assert err_of(dpif.flow_new, "fzs", _arp_key(), one * 2047) == errno.EMSGSIZE
+    # the same count as set_masked (16 bytes in and kept) is the same limit
+    masked = nla_nest(U.OVS_ACTION_ATTR_SET_MASKED,
+                      nla(U.OVS_KEY_ATTR_SKB_MARK, b"\x07\0\0\0\xff\xff\xff\xff"))
+    dpif.flow_new("fzs", _arp_key(), masked * 2046)
+    dpif.flow_flush("fzs")
+    assert err_of(dpif.flow_new, "fzs", _arp_key(), masked * 2047) == errno.EMSGSIZE
+
+
+def test_nested_actions_count_against_the_same_buffer(dpif):
+    dpif.dp_new("fzn")
+    out = nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1)
+    clone = nla_nest(U.OVS_ACTION_ATTR_CLONE, out * 4000)     # 12 + 32000 kept
+    assert err_of(dpif.flow_new, "fzn", _arp_key(), clone + out * 92) == errno.EMSGSIZE
+    dpif.flow_new("fzn", _arp_key(), clone + out * 91)       # 28 + 32012 + 728 = 32768
+
+
+def test_oversized_text_gives_an_error_line_not_a_traceback(daemon):
+    import io
+
+    from ovsdp.cli import dpctl as D
+    from ovsdp.cli import odp_cmd
+    long_userdata = "userspace(pid=1,userdata(" + "ab" * 70000 + "))"
+    many = ",".join(["1"] * 9000)
+    for text in (long_userdata, many):
+        out = io.StringIO()
+        assert odp_cmd.run("parse-actions", io.StringIO(text + "\n"), out) is not None
+        assert out.getvalue().startswith("error: syntax error at ")
+        with pytest.raises(odp.OdpParseError):
+            odp.parse_actions(text)
+    with Dpif(daemon.path) as c:
+        c.dp_new("fzt")
+    err = io.StringIO()
+    flow = "in_port(1),eth(),eth_type(0x0806),arp()"
+    assert D.run(["add-flow", "fzt", flow, long_userdata], socket=daemon.path,
+                 stdout=io.StringIO(), stderr=err) == 1
+    assert "Traceback" not in err.getvalue() and "exceeds" in err.getvalue()
+    err = io.StringIO()
+    assert D.run(["add-flow", "fzt", flow, ",".join(["1"] * 5000)], socket=daemon.path,
+                 stdout=io.StringIO(), stderr=err) == 1
+    assert "Message too long" in err.getvalue()

@@ -114,6 +114,14 @@ ERSPAN_METADATA_LEN = 12            # sizeof(struct erspan_metadata)
 GENEVE_CRIT_OPT_TYPE = 0x80
 CT_SUPPORTED_MASK = 0xFF            # OVS_CS_F_NEW .. OVS_CS_F_DST_NAT
 OVS_COPY_ACTIONS_MAX_DEPTH = 16
+MAX_ACTIONS_BUFSIZE = 32 * 1024
+_SFA_HEADER = 28                 # offsetof(struct sw_flow_actions, actions) on 64-bit
+# What the kernel adds when it rewrites an action into its own form:
+_NEST_HDR = 4                    # add_nested_action_start()
+_SAMPLE_ARG = 12                 # nla_total_size(sizeof(struct sample_arg))
+_CLONE_ARG = 8                   # nla_total_size(sizeof(u32))
+_CPL_ARG = 8                     # nla_total_size(sizeof(struct check_pkt_len_arg))
+_TUNNEL_INFO = 12                # nla_total_size(sizeof(struct ovs_tunnel_info))
 OVS_VXLAN_EXT_MAX = U.OVS_VXLAN_EXT_GBP
 OVS_TUNNEL_KEY_ATTR_MAX = U.OVS_TUNNEL_KEY_ATTR_MAX
 OVS_KEY_ATTR_MAX = U.OVS_KEY_ATTR_MAX
@@ -1338,12 +1346,27 @@ def _validate_set(payload, key, mac_proto_none, eth_type, masked, log):
 class _State:
     """The values __ovs_nla_copy_actions() threads through a list."""
 
-    __slots__ = ("eth_type", "vlan_tci", "mpls_label_count")
+    __slots__ = ("eth_type", "vlan_tci", "mpls_label_count", "sfa")
 
-    def __init__(self, eth_type, vlan_tci, mpls_label_count):
+    def __init__(self, eth_type, vlan_tci, mpls_label_count, sfa):
         self.eth_type = eth_type
         self.vlan_tci = vlan_tci
         self.mpls_label_count = mpls_label_count
+        self.sfa = sfa
+
+    def reserve(self, n, log):
+        """reserve_sfa_size(): ``n`` more bytes of the kernel's copy of the list.
+
+        The kernel keeps the validated list as netlink attributes in a
+        struct sw_flow_actions (a 28-byte header, then the actions) of at
+        most MAX_ACTIONS_BUFSIZE bytes; a list whose copy would not fit is
+        EMSGSIZE.  ``sfa`` is a one-item list shared by every nesting level.
+        """
+        used = self.sfa[0] + n
+        if _SFA_HEADER + used > MAX_ACTIONS_BUFSIZE:
+            raise _err(log, f"Flow action size exceeds max {MAX_ACTIONS_BUFSIZE}",
+                       errno.EMSGSIZE)
+        self.sfa[0] = used
 
 
 def _copy_sample(payload, key, st, log, depth):
@@ -1362,8 +1385,9 @@ def _copy_sample(payload, key, st, log, depth):
     acts = attrs.get(U.OVS_SAMPLE_ATTR_ACTIONS)
     if acts is None or (len(acts) and len(acts) < 4):
         raise _err(log, "sample action needs an actions attribute")
+    st.reserve(_NEST_HDR + _SAMPLE_ARG, log)
     nested = _copy_actions(acts, key, st.eth_type, st.vlan_tci, st.mpls_label_count, log,
-                           depth + 1)
+                           depth + 1, st.sfa)
     return (_U32.unpack(prob)[0], nested)
 
 
@@ -1382,8 +1406,9 @@ def _copy_dec_ttl(payload, key, st, log, depth):
     acts = attrs.get(U.OVS_DEC_TTL_ATTR_ACTION)
     if acts is None or (len(acts) and len(acts) < 4):
         raise _err(log, "Missing valid actions attribute.")
+    st.reserve(2 * _NEST_HDR, log)
     return _copy_actions(acts, key, st.eth_type, st.vlan_tci, st.mpls_label_count, log,
-                         depth + 1)
+                         depth + 1, st.sfa)
 
 
 def _copy_check_pkt_len(payload, key, st, log, depth):
@@ -1396,23 +1421,29 @@ def _copy_check_pkt_len(payload, key, st, log, depth):
     gt = a.get(U.OVS_CHECK_PKT_LEN_ATTR_ACTIONS_IF_GREATER)
     if gt is None or le is None:
         raise _err(log, "check_pkt_len action needs both nested action lists")
+    st.reserve(_NEST_HDR + _CPL_ARG + _NEST_HDR, log)
     acts_le = _copy_actions(le, key, st.eth_type, st.vlan_tci, st.mpls_label_count, log,
-                            depth + 1)
+                            depth + 1, st.sfa)
+    st.reserve(_NEST_HDR, log)
     acts_gt = _copy_actions(gt, key, st.eth_type, st.vlan_tci, st.mpls_label_count, log,
-                            depth + 1)
+                            depth + 1, st.sfa)
     return (_U16.unpack_from(pl)[0], acts_gt, acts_le)
 
 
 _PUSH_MPLS_ETH_TYPES = (K.ETH_P_IP, K.ETH_P_IPV6, K.ETH_P_ARP, K.ETH_P_RARP)
+# actions the kernel stores in a form of its own (skip_copy), sized where they are handled
+_REWRITTEN = frozenset((U.OVS_ACTION_ATTR_SET, U.OVS_ACTION_ATTR_SAMPLE,
+                        U.OVS_ACTION_ATTR_CLONE, U.OVS_ACTION_ATTR_CHECK_PKT_LEN,
+                        U.OVS_ACTION_ATTR_DEC_TTL))
 
 
-def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth):
+def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sfa):
     """__ovs_nla_copy_actions()."""
     mac_proto_none = bool(_get(key, "no_eth"))
     if depth > OVS_COPY_ACTIONS_MAX_DEPTH:
         raise _err(log, f"Actions nested deeper than {OVS_COPY_ACTIONS_MAX_DEPTH} levels",
                    errno.EOVERFLOW)
-    st = _State(eth_type, vlan_tci, mpls_label_count)
+    st = _State(eth_type, vlan_tci, mpls_label_count, sfa)
     out = []
     A = U
     items, rem = _walk(buf)
@@ -1504,7 +1535,12 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth):
                 st.eth_type = proto
             out.append((t, proto))
         elif t == A.OVS_ACTION_ATTR_SET:
-            out.append(_validate_set(p, key, mac_proto_none, st.eth_type, False, log))
+            entry = _validate_set(p, key, mac_proto_none, st.eth_type, False, log)
+            if entry[0] == A.OVS_ACTION_ATTR_SET:        # tunnel: a tunnel_info pointer
+                st.reserve(_NEST_HDR + _TUNNEL_INFO, log)
+            else:                                        # widened to key and mask
+                st.reserve(_NEST_HDR + align(4 + 2 * len(entry[1][1])), log)
+            out.append(entry)
         elif t == A.OVS_ACTION_ATTR_SET_MASKED:
             out.append(_validate_set(p, key, mac_proto_none, st.eth_type, True, log))
         elif t == A.OVS_ACTION_ATTR_SAMPLE:
@@ -1531,8 +1567,9 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth):
         elif t == A.OVS_ACTION_ATTR_CLONE:
             if len(p) and len(p) < 4:
                 raise _err(log, "clone action payload is not an action list")
+            st.reserve(_NEST_HDR + _CLONE_ARG, log)
             out.append((t, _copy_actions(p, key, st.eth_type, st.vlan_tci,
-                                         st.mpls_label_count, log, depth + 1)))
+                                         st.mpls_label_count, log, depth + 1, st.sfa)))
         elif t == A.OVS_ACTION_ATTR_CHECK_PKT_LEN:
             out.append((t, _copy_check_pkt_len(p, key, st, log, depth)))
         elif t == A.OVS_ACTION_ATTR_DEC_TTL:
@@ -1543,6 +1580,8 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth):
             out.append((t, _U32.unpack(p)[0]))
         else:  # pragma: no cover - every type 0..MAX is handled above
             raise _err(log, f"Unknown Action type {t}")
+        if t not in _REWRITTEN:         # copy_action(): kept as it came
+            st.reserve(align(alen), log)
     if rem > 0:
         raise _err(log, f"Action list has {rem} unknown bytes.")
     return tuple(out)
@@ -1557,7 +1596,7 @@ def copy_actions(actions, key, log=True):
     """
     eth_type = _get(key, "eth_type")
     count = _popcount(_get(key, "mpls_labels")) if eth_p_mpls(eth_type) else 0
-    return _copy_actions(actions, key, eth_type, _get(key, "vlan_tci"), count, log, 0)
+    return _copy_actions(actions, key, eth_type, _get(key, "vlan_tci"), count, log, 0, [0])
 
 
 # ---------------------------------------------------------- put_actions

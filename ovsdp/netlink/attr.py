@@ -15,6 +15,7 @@ import struct
 from ..uapi import NLA_ALIGNTO, NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK
 
 _NLA = struct.Struct("=HH")
+MAX_ATTR_PAYLOAD = 0xFFFF - NLA_HDRLEN     # what one attribute can carry
 _U8 = struct.Struct("=B")
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
@@ -55,7 +56,10 @@ def align(n):
 def nla(atype, payload=b""):
     """One attribute: header, payload, zero padding to 4 bytes."""
     n = len(payload)
-    return _NLA.pack(NLA_HDRLEN + n, atype) + payload + _PAD[n & 3]
+    try:
+        return _NLA.pack(NLA_HDRLEN + n, atype) + payload + _PAD[n & 3]
+    except struct.error:
+        raise _too_long(atype, n) from None
 
 
 def nla_nest(atype, *parts, flag=False):
@@ -65,7 +69,18 @@ def nla_nest(atype, *parts, flag=False):
     _noflag variant); OVS uses _noflag everywhere, so ``flag`` defaults off.
     """
     body = b"".join(parts)
-    return _NLA.pack(NLA_HDRLEN + len(body), atype | (NLA_F_NESTED if flag else 0)) + body
+    try:
+        return _NLA.pack(NLA_HDRLEN + len(body), atype | (NLA_F_NESTED if flag else 0)) + body
+    except struct.error:
+        raise _too_long(atype, len(body)) from None
+
+
+def _too_long(atype, n):
+    """An attribute whose length does not fit nla_len (a u16): EMSGSIZE."""
+    if not 0 <= atype <= 0xFFFF:
+        return NetlinkError(errno.EINVAL, f"attribute type {atype} is out of range")
+    return NetlinkError(errno.EMSGSIZE, f"attribute {atype & NLA_TYPE_MASK} of {n} bytes "
+                                        f"exceeds the {MAX_ATTR_PAYLOAD}-byte maximum")
 
 
 def nla_flag(atype):

@@ -8,7 +8,7 @@ import math
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import nla, nla_nest
+from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, nla, nla_nest
 from ._util import (
     DELIMITERS,
     DELIMITERS_END,
@@ -1060,5 +1060,11 @@ def parse_actions(text, port_names=None):
                 cur.fail("expected ',' after action")
         except _Fail as e:
             raise OdpParseError(text, start, e.reason, e.pos) from None
+        except NetlinkError as e:           # an attribute too long for nla_len
+            raise OdpParseError(text, start, e.msg, cur.i) from None
         parts.append(a)
-    return b"".join(parts)
+    out = b"".join(parts)
+    if len(out) > MAX_ATTR_PAYLOAD:
+        raise OdpParseError(text, 0, f"actions of {len(out)} bytes do not fit one attribute "
+                                     f"({MAX_ATTR_PAYLOAD} bytes at most)")
+    return out

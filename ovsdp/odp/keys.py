@@ -10,7 +10,7 @@ import contextlib
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import iter_attrs, nla, nla_nest
+from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, iter_attrs, nla, nla_nest
 from ._util import (
     DELIMITERS,
     Cursor,
@@ -1373,9 +1373,15 @@ def parse_key(text, port_names=None):
             k, m = parse_key_attr(cur, ctx)
         except _Fail as e:
             raise OdpParseError(text, start, e.reason, e.pos) from None
+        except NetlinkError as e:           # an attribute too long for nla_len
+            raise OdpParseError(text, start, e.msg, cur.i) from None
         kparts.append(k)
         mparts.append(m)
-    return b"".join(kparts), b"".join(mparts)
+    key, mask = b"".join(kparts), b"".join(mparts)
+    if len(key) > MAX_ATTR_PAYLOAD:
+        raise OdpParseError(text, 0, f"a key of {len(key)} bytes does not fit one attribute "
+                                     f"({MAX_ATTR_PAYLOAD} bytes at most)")
+    return key, mask
 
 
 def _is_uuid(u):
