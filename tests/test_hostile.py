@@ -7,6 +7,11 @@ everybody else.
 """
 
 import errno
+import select
+import socket
+import struct
+import threading
+import time
 
 import pytest
 
@@ -17,6 +22,8 @@ from ovsdp.datapath import flow_key as F
 from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath import key_layout as K
 from ovsdp.netlink.attr import nla, nla_nest, nla_string, nla_u32
+
+from .conftest import raw_connect
 
 RAW_NAME = "fz\udcff"            # bytes 66 7a ff, as get_string decodes them
 
@@ -208,3 +215,178 @@ def test_oversized_text_gives_an_error_line_not_a_traceback(daemon):
     assert D.run(["add-flow", "fzt", flow, ",".join(["1"] * 5000)], socket=daemon.path,
                  stdout=io.StringIO(), stderr=err) == 1
     assert "Message too long" in err.getvalue()
+
+
+# --------------------------------------------- bounded output (2, and upcalls)
+def _conn_of(daemon, portid):
+    return daemon.call(lambda: next(c for c in daemon.daemon.server.conns.values()
+                                    if c.portid == portid))
+
+
+def _portid(sock):
+    """Learn a raw socket's port id from the ack of a NOOP."""
+    sock.send(struct.pack("=IHHII", 16, U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 1, 0))
+    return struct.unpack_from("=IHHII", sock.recv(4096))[4]
+
+
+def _read_all(sock, quiet=0.5):
+    """Every datagram the daemon sends until it has been quiet for ``quiet`` s."""
+    out = []
+    while select.select([sock], [], [], quiet)[0]:
+        d = sock.recv(1 << 18)
+        if not d:
+            break
+        out.append(d)
+    return out
+
+
+def test_replies_to_a_client_that_never_reads_are_bounded(daemon):
+    """128 KiB datagrams of an unknown type each earn a 128 KiB error echo."""
+    from ovsdp.server.transport import OUTQ_BYTES, SNDBUF
+    s = raw_connect(daemon.path)
+    try:
+        portid = _portid(s)
+        big = 128 * 1024 - 64
+        n = 200                                      # 25 MiB of echoes
+        for i in range(n):
+            s.send(struct.pack("=IHHII", big, 0x7777, U.NLM_F_REQUEST, 100 + i, 0)
+                   + bytes(big - 16))
+        assert daemon.call(lambda: 1) == 1           # the daemon went through them
+        conn = _conn_of(daemon, portid)
+        while daemon.call(lambda: conn.rx is not None or conn.scheduled):
+            time.sleep(0.05)
+        assert daemon.call(lambda: conn.outq_bytes) <= OUTQ_BYTES + big
+        lost = daemon.call(lambda: conn.overruns)
+        assert lost > 0
+        # what the client reads: the echoes that fit, then the loss, in order
+        got = _read_all(s)
+        kinds = [struct.unpack_from("=IH", d)[1] for d in got]
+        assert kinds.count(U.NLMSG_ERROR) + lost == n
+        i = kinds.index(U.NLMSG_OVERRUN)
+        assert kinds[i:] == [U.NLMSG_OVERRUN], "nothing was queued after the loss"
+        assert struct.unpack_from("=I", got[i], 16)[0] == lost
+        seqs = [struct.unpack_from("=I", d, 8)[0] for d in got[:i]]
+        assert seqs == list(range(100, 100 + len(seqs)))
+        assert sum(map(len, got[:i])) <= SNDBUF * 2 + OUTQ_BYTES + big
+        # and the connection works on
+        s.send(struct.pack("=IHHII", 16, U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 7, 0))
+        (ack,) = _read_all(s)
+        h = struct.unpack_from("=IHHIIi", ack)
+        assert (h[1], h[3], h[5]) == (U.NLMSG_ERROR, 7, 0)
+    finally:
+        s.close()
+
+
+def test_upcalls_are_bounded_in_bytes_and_the_handler_hears_of_the_loss(daemon, dpif):
+    """60,000-byte misses to a handler that does not read: bounded, then ENOBUFS."""
+    from ovsdp.server.transport import OUTQ_BYTES
+    dpif.dp_new("fzu")
+    dpif.vport_new("fzu", "fzu1", "dummy", port_no=1)
+    lazy = Dpif(daemon.path)
+    try:
+        dpif.vport_set("fzu", name="fzu1", upcall_pids=[lazy.portid])
+        lazy.sock.family(U.OVS_PACKET_FAMILY)        # no request of its own in the way
+        frame = bytes(11) + b"\x01\x08\x00" + bytes(60000)
+        n = 400                                          # 24 MB of upcalls
+        daemon.call(lambda: [daemon.module.vports_by_name["fzu1"].inject(frame)
+                             for _ in range(n)])
+        conn = _conn_of(daemon, lazy.portid)
+        assert daemon.call(lambda: conn.outq_bytes) <= OUTQ_BYTES + 61000
+        n_lost = dpif.dp_get("fzu").n_lost
+        assert n_lost > 0 and n_lost == daemon.call(lambda: conn.overruns)
+        got = 0
+        with pytest.raises(OSError) as e:
+            while lazy.recv_upcall(2) is not None:
+                got += 1
+        assert e.value.errno == errno.ENOBUFS and f"({n_lost} messages lost)" in str(e.value)
+        assert got + n_lost == n
+        assert lazy.recv_upcall(0.2) is None             # the loss is told once
+        daemon.call(lambda: daemon.module.vports_by_name["fzu1"].inject(frame))
+        assert lazy.recv_upcall(2) is not None           # and upcalls flow again
+    finally:
+        lazy.close()
+
+
+# ------------------------------------------------------------ fairness (3)
+def _flood(path, n_datagrams, per_datagram=8192):
+    """A client that sends datagrams of tiny acked NOOPs and never reads."""
+    s = raw_connect(path)
+    s.settimeout(None)
+    msg = struct.pack("=IHHII", 16, U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 1, 0)
+    dgram = msg * per_datagram
+
+    def run():
+        try:
+            for _ in range(n_datagrams):
+                s.send(dgram)
+        except OSError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return s, t
+
+
+def test_a_flooding_client_does_not_hold_up_another(daemon, dpif):
+    """The other client is answered while the flood is still being worked off."""
+    dpif.dp_new("fzf")
+    floods = [_flood(daemon.path, 20) for _ in range(3)]    # 491,520 requests
+    try:
+        def backlog():
+            srv = daemon.daemon.server
+            return sum(1 for c in srv.conns.values() if c.rx is not None)
+        deadline = time.monotonic() + 10
+        while daemon.call(backlog) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert daemon.call(backlog) == 3
+        for _ in range(5):
+            assert dpif.dp_get("fzf").name == "fzf"
+            with Dpif(daemon.path) as other:
+                assert [d.name for d in other.dp_dump()] == ["fzf"]
+        assert daemon.call(backlog) == 3, "answered only after the floods were done"
+    finally:
+        for s, t in floods:
+            s.close()
+            t.join(5)
+
+
+def test_dumps_that_are_never_read_do_not_hold_up_another(daemon, dpif):
+    """Twenty clients start a flow dump of 3,000 flows and never read it."""
+    dpif.dp_new("fzd2")
+    ifindex = dpif.ifindex("fzd2")
+    meta = K.make(in_port=1)
+    for i in range(3000):
+        k = F.extract(bytes(6) + (i + 1).to_bytes(6, "big") + b"\x08\x06" + bytes(28), meta)
+        dpif.flow_new("fzd2", FN.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
+                      echo=False)
+    flow_family = dpif.sock.family(U.OVS_FLOW_FAMILY).id
+    hostile = []
+    try:
+        for _ in range(20):
+            s = raw_connect(daemon.path)
+            body = struct.pack("=BBHi", U.OVS_FLOW_CMD_GET, 1, 0, ifindex)
+            s.send(struct.pack("=IHHII", 16 + len(body), flow_family,
+                               U.NLM_F_REQUEST | U.NLM_F_DUMP, 1, 0) + body)
+            hostile.append(s)
+        t0 = time.monotonic()
+        assert dpif.dp_get("fzd2").n_flows == 3000
+        took = time.monotonic() - t0
+        dumping = daemon.call(lambda: sum(1 for c in daemon.daemon.server.conns.values()
+                                          if c.dump is not None))
+        assert dumping == 20, "the dumps were run to the end (or never started)"
+        assert took < 5          # a liveness bound only; bench/hostile.py measures it
+        # the dumps are whole when they are read after all
+        got = _read_all(hostile[0], 1.0)
+        n = sum(1 for d in got for h in _headers(d) if h[1] == flow_family)
+        assert n == 3000 and _headers(got[-1])[-1][1] == U.NLMSG_DONE
+    finally:
+        for s in hostile:
+            s.close()
+
+
+def _headers(d):
+    out, off = [], 0
+    while off + 16 <= len(d):
+        h = struct.unpack_from("=IHHII", d, off)
+        out.append(h)
+        off += (h[0] + 3) & ~3
+    return out

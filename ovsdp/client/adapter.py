@@ -13,6 +13,8 @@ Use it with pyroute2 0.9's ``use_socket=``::
     sock.bind("ovs_datapath", ovs_datapath_msg)
 """
 
+import errno
+import os
 import socket
 import struct
 
@@ -57,6 +59,18 @@ class OvsdpNetlinkSocket(socket.socket):
             return super().setsockopt(level, optname, value)
         return None
 
+    # The daemon's in-band NLMSG_OVERRUN becomes what a netlink socket whose
+    # receive buffer overflowed gives: one recv failing with ENOBUFS.
+    def recv(self, bufsize, flags=0):
+        data = super().recv(bufsize, flags)
+        _check_overrun(data)
+        return data
+
+    def recv_into(self, buf, nbytes=0, flags=0):
+        n = super().recv_into(buf, nbytes, flags)
+        _check_overrun(bytes(memoryview(buf)[:min(n, U.NLMSG_HDRLEN)]))
+        return n
+
     def recvfrom(self, bufsize, flags=0):
         return self.recv(bufsize, flags), (0, 0)
 
@@ -68,3 +82,8 @@ class OvsdpNetlinkSocket(socket.socket):
 
     def getsockname(self):
         return (0, 0)
+
+
+def _check_overrun(data):
+    if len(data) >= U.NLMSG_HDRLEN and struct.unpack_from("=H", data, 4)[0] == U.NLMSG_OVERRUN:
+        raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))

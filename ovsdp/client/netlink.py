@@ -128,9 +128,16 @@ class NetlinkSocket:
         if not data:
             raise ConnectionResetError(errno.ECONNRESET, "the ovsdp daemon closed the connection")
         msgs, _ = split(data)
-        for h, _ in msgs:
+        for h, raw in msgs:
             if self.portid is None and h.pid and h.type != U.NLMSG_DONE:
                 self.portid = h.pid
+            if h.type == U.NLMSG_OVERRUN:
+                # the daemon dropped messages to us, as a full netlink
+                # receive buffer would: recv fails with ENOBUFS once
+                lost = struct.unpack_from("=I", raw, U.NLMSG_HDRLEN)[0] \
+                    if len(raw) >= U.NLMSG_HDRLEN + 4 else 0
+                raise OSError(errno.ENOBUFS, f"{os.strerror(errno.ENOBUFS)} "
+                                             f"({lost} messages lost)")
         return msgs
 
     # ---------------------------------------------------------- requests

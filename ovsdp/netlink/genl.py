@@ -11,7 +11,7 @@ import logging
 from .. import uapi as U
 from . import attr as A
 from .attr import NetlinkError, nla_nest, nla_string, nla_u16, nla_u32
-from .message import GENLMSGHDR, NLMSGHDR, build_done, build_error, build_genl, split
+from .message import GENLMSGHDR, NLMSGHDR, build_done, build_error, build_genl, split, well_framed
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,22 @@ class Peer:
         self.dump = None
 
     def send(self, data, kind="reply"):
-        """Deliver one datagram; ``kind`` is reply, notify or upcall.
+        """Deliver one datagram; ``kind`` is reply, notify, upcall or dump.
 
-        Returns 0 or a positive errno (the message was not queued).
+        Returns 0, EAGAIN when a dump datagram was queued behind a full
+        socket (the dump should wait), or another positive errno when the
+        datagram was not delivered.
         """
         raise NotImplementedError
+
+    def start_dump(self):
+        """A dump was set up in ``self.dump``: send it (default: all at once).
+
+        A transport that serves many peers overrides this to send the dump
+        a part at a time, between other work (netlink_dump_start sends the
+        first part, the rest follows as the reader reads).
+        """
+        pump_dump(self)
 
 
 class Request:
@@ -281,28 +292,29 @@ class GenlCore:
         """
         msgs, consumed = split(data)
         for hdr, msg in msgs:
-            err = 0
-            extmsg = None
-            offset = None
-            if hdr.flags & U.NLM_F_REQUEST:
-                try:
-                    if hdr.type < U.NLMSG_MIN_TYPE:
-                        if hdr.type == U.OVSDP_MSG_SOCKOPT:
-                            self.sockopt(peer, msg)
-                    elif self.rcv_msg(peer, hdr, msg):
-                        continue    # a dump started: no ack
-                except NetlinkError as e:
-                    err, extmsg, offset = e.errno, e.msg, e.offset
-                except Exception:  # noqa: BLE001 - a handler bug must not take the daemon down
-                    log.exception("handler failed for message type %#x", hdr.type)
-                    err, extmsg = errno.EINVAL, "internal error"
-            if hdr.flags & U.NLM_F_ACK or err:
-                peer.send(build_error(msg, err, peer.portid, extmsg, offset,
-                                      peer.cap_ack, peer.ext_ack))
-        # Like netlink_rcv_skb, fewer bytes than a header after the last
-        # message are ignored; a datagram without one good message, or with
-        # a bad header, is garbage.
-        return bool(msgs) and len(data) - consumed < U.NLMSG_HDRLEN
+            self.handle(peer, hdr, msg)
+        return well_framed(data, consumed, bool(msgs))
+
+    def handle(self, peer, hdr, msg):
+        """One message of a datagram: dispatch it, then ack or report its error."""
+        err = 0
+        extmsg = None
+        offset = None
+        if hdr.flags & U.NLM_F_REQUEST:
+            try:
+                if hdr.type < U.NLMSG_MIN_TYPE:
+                    if hdr.type == U.OVSDP_MSG_SOCKOPT:
+                        self.sockopt(peer, msg)
+                elif self.rcv_msg(peer, hdr, msg):
+                    return          # a dump started: no ack
+            except NetlinkError as e:
+                err, extmsg, offset = e.errno, e.msg, e.offset
+            except Exception:  # noqa: BLE001 - a handler bug must not take the daemon down
+                log.exception("handler failed for message type %#x", hdr.type)
+                err, extmsg = errno.EINVAL, "internal error"
+        if hdr.flags & U.NLM_F_ACK or err:
+            peer.send(build_error(msg, err, peer.portid, extmsg, offset,
+                                  peer.cap_ack, peer.ext_ack))
 
     def rcv_msg(self, peer, hdr, msg):
         """genl_rcv_msg: returns True when a dump was started."""
@@ -339,7 +351,7 @@ class GenlCore:
             req.parse_error = parse_error
             gen = op.dumpit(req)
             peer.dump = Dump(peer, hdr, iter(gen))
-            self.start_dump(peer)
+            peer.start_dump()
             return True
         if op.doit is None:
             raise NetlinkError(errno.EOPNOTSUPP, "command has no doit")
@@ -349,10 +361,6 @@ class GenlCore:
         req = Request(peer, hdr, msg, cmd, version, userhdr, attrs, family, offsets)
         op.doit(req)
         return False
-
-    def start_dump(self, peer):
-        """Hook for the transport: pump the peer's dump (default: all at once)."""
-        pump_dump(peer)
 
     # ------------------------------------------------------------- sockopt
     def sockopt(self, peer, msg):
@@ -431,15 +439,20 @@ class GenlCore:
                                   U.CTRL_CMD_NEWFAMILY)
 
 
-def pump_dump(peer):
+def pump_dump(peer, limit=None):
     """Send datagrams of ``peer``'s dump until it ends or the peer pushes back.
 
     ``peer.send`` queues what it cannot write at once and answers EAGAIN;
     the pump then stops, and the transport calls it again once the socket
-    has drained.  Returns True when the dump is finished.
+    has drained.  At most ``limit`` datagrams go out when it is given.
+    Returns True when the dump is finished.
     """
     d = peer.dump
     while d is not None:
+        if limit is not None:
+            if limit <= 0:
+                return False
+            limit -= 1
         data = d.next_datagram()
         if data is None:
             break

@@ -13,6 +13,7 @@ from ..uapi import (
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSG_HDRLEN,
+    NLMSG_OVERRUN,
     NLMSGERR_ATTR_MSG,
     NLMSGERR_ATTR_OFFS,
 )
@@ -21,6 +22,7 @@ from .attr import align, nla_string, nla_u32
 NLMSGHDR = struct.Struct("=IHHII")    # len, type, flags, seq, pid
 GENLMSGHDR = struct.Struct("=BBH")    # cmd, version, reserved
 _ERR = struct.Struct("=i")
+_U32 = struct.Struct("=I")
 
 
 class Header:
@@ -52,16 +54,39 @@ def split(data):
     short of ``len(data)`` and the caller can tell the datagram was not
     well framed.
     """
-    n = len(data)
     off = 0
     out = []
-    while n - off >= NLMSG_HDRLEN:
-        h = Header(*NLMSGHDR.unpack_from(data, off))
-        if h.len < NLMSG_HDRLEN or h.len > n - off:
-            break
-        out.append((h, bytes(data[off:off + h.len])))
-        off += min(align(h.len), n - off)
-    return out, off
+    while True:
+        m = next_message(data, off)
+        if m is None:
+            return out, off
+        h, msg, off = m
+        out.append((h, msg))
+
+
+def well_framed(data, consumed, any_message):
+    """Whether a datagram was netlink: netlink_rcv_skb's rule.
+
+    Fewer bytes than a header after the last message are ignored; a
+    datagram without one good message, or with a bad header, is garbage
+    (its good messages are still handled).
+    """
+    return any_message and len(data) - consumed < NLMSG_HDRLEN
+
+
+def next_message(data, off):
+    """The message at ``off`` of a datagram: (Header, bytes, next offset), or None.
+
+    One step of :func:`split`, for callers that handle a datagram a few
+    messages at a time.
+    """
+    n = len(data)
+    if n - off < NLMSG_HDRLEN:
+        return None
+    h = Header(*NLMSGHDR.unpack_from(data, off))
+    if h.len < NLMSG_HDRLEN or h.len > n - off:
+        return None
+    return h, bytes(data[off:off + h.len]), off + min(align(h.len), n - off)
 
 
 def build(mtype, flags, seq, pid, payload):
@@ -110,6 +135,17 @@ def build_done(seq, pid, err=0, msg=None, ext_ack=True):
         flags |= NLM_F_ACK_TLVS
         payload += nla_string(NLMSGERR_ATTR_MSG, msg)
     return build(NLMSG_DONE, flags, seq, pid, payload)
+
+
+def build_overrun(pid, lost):
+    """ovsdp's NLMSG_OVERRUN: ``lost`` messages to this socket were dropped.
+
+    A Linux netlink socket whose receive buffer overflows drops the message
+    and fails the reader's next recvmsg() with ENOBUFS; a stream of
+    datagrams cannot fail a recv, so ovsdp says it in band, at the point of
+    the loss (docs/protocol.md, section 1.5).
+    """
+    return build(NLMSG_OVERRUN, 0, 0, pid, _U32.pack(lost))
 
 
 def parse_error(msg):

@@ -41,6 +41,7 @@ class Loop:
         self.ep_fd = self.ep.fileno()
         self.readers = {}
         self.writers = {}
+        self.paused = set()          # readers not to be woken for input for now
         self.timers = []
         self.soon = collections.deque()
         self._seq = itertools.count()
@@ -50,9 +51,10 @@ class Loop:
 
     # ---------------------------------------------------------------- fds
     def _update(self, fd):
-        mask = (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
+        mask = ((_IN if fd in self.readers and fd not in self.paused else 0)
+                | (_OUT if fd in self.writers else 0))
         try:
-            if mask:
+            if mask or fd in self.readers:      # a paused reader still hears errors
                 try:
                     self.ep.modify(fd, mask)
                 except FileNotFoundError:
@@ -69,16 +71,19 @@ class Loop:
         self._update(fd)
 
     def remove_reader(self, fd):
+        self.paused.discard(fd)
         if self.readers.pop(fd, None) is not None:
             self._update(fd)
 
     def pause_reader(self, fd):
         """Stop waking up for ``fd``'s input (errors still wake) until resume_reader()."""
-        if fd in self.readers:
-            self.ep.modify(fd, _OUT if fd in self.writers else 0)
+        if fd in self.readers and fd not in self.paused:
+            self.paused.add(fd)
+            self._update(fd)
 
     def resume_reader(self, fd):
-        if fd in self.readers:
+        if fd in self.paused:
+            self.paused.discard(fd)
             self._update(fd)
 
     def add_writer(self, fd, callback, *args):

@@ -3,14 +3,22 @@
 Each accepted connection is a netlink "socket" of the kernel's: it gets a
 port id (the peer process's pid for its first connection, then descending
 ids from 0xFFFFF000 like netlink_autobind), which is carried in nlmsg_pid of
-every reply.  Credentials come from SO_PEERCRED; CAP_NET_ADMIN is read from
-the peer's effective capabilities when it connects, the way a netlink
-socket's opener credentials are checked.
+every reply.  Credentials come from SO_PEERCRED (see :class:`Server` for
+what gives the right to change things).
 
-Output to a connection that cannot take it right now is queued (and the
-connection watched for EPOLLOUT); replies and dumps always queue, while
-notifications and upcalls beyond a bound are dropped (ENOBUFS), so a slow
-client costs lost upcalls, not memory.
+The resource model (docs/protocol.md, sections 1.5 and 1.6):
+
+- Output a connection cannot take right now is queued, up to
+  ``OUTQ_BYTES`` beyond the socket's own buffer (and ``UPCALL_QUEUE_MAX``
+  upcalls); past that, replies, notifications and upcalls are dropped, as a
+  full netlink receive buffer drops them, and the client is told in band
+  with an NLMSG_OVERRUN message at the point of the loss.  Dumps are never
+  dropped: a dump waits while its part is queued.
+- Each turn of the event loop does a bounded slice of work per connection
+  (``SLICE_MESSAGES`` requests, ``SLICE_DUMP_PARTS`` dump datagrams,
+  ``SLICE_NS`` of time); a connection with more to do waits for its next
+  turn with its socket unread, so one client cannot hold up the others or
+  the packet path.
 """
 
 import collections
@@ -20,17 +28,25 @@ import os
 import socket
 import stat
 import struct
+import time
 
 from ..netlink.genl import Peer, pump_dump
+from ..netlink.message import build_overrun, next_message, well_framed
 
 log = logging.getLogger(__name__)
 
 RECV_BUF = 1 << 17
 CAP_NET_ADMIN = 12
-UPCALL_QUEUE_MAX = 4096          # queued upcalls per connection
-NOTIFY_QUEUE_BYTES = 8 << 20     # queued bytes beyond which notifications drop
 SNDBUF = 4 << 20
+OUTQ_BYTES = 4 << 20             # queued bytes beyond which output is dropped
+UPCALL_QUEUE_MAX = 4096          # queued upcalls per connection
+SLICE_MESSAGES = 64              # requests handled per connection per turn
+SLICE_DUMP_PARTS = 4             # dump datagrams sent per connection per turn
+SLICE_NS = 500_000               # time one connection's slice may take
 AUTOBIND_START = 0xFFFFF000
+_OVERRUN = object()              # the queue entry that becomes an NLMSG_OVERRUN
+
+_monotonic_ns = time.monotonic_ns
 
 
 def peer_has_net_admin(pid):
@@ -56,10 +72,18 @@ class Connection(Peer):
         self.outq = collections.deque()
         self.outq_bytes = 0
         self.upcalls_queued = 0
+        self.lost = 0                # messages dropped since the last overrun notice
+        self.overrun_queued = False
+        self.overruns = 0            # messages dropped in all
         self.closed = False
         self.close_when_flushed = False
-        self.overruns = 0
+        self.rx = None               # a datagram being handled, a slice at a time
+        self.rx_off = 0
+        self.rx_any = False
+        self.scheduled = False       # in the server's backlog
+        self.reading = True          # the reader is registered (not paused)
 
+    # ---------------------------------------------------------------- output
     def send(self, data, kind="reply"):
         if self.closed:
             return errno.ECONNREFUSED
@@ -73,25 +97,35 @@ class Connection(Peer):
                 log.debug("connection %d: send failed: %s", self.portid, e)
                 self.server.close(self)
                 return errno.ECONNREFUSED
-        if kind == "upcall":
-            if self.upcalls_queued >= UPCALL_QUEUE_MAX:
-                self.overruns += 1
-                return errno.ENOBUFS
-            self.upcalls_queued += 1
-        elif kind == "notify" and self.outq_bytes > NOTIFY_QUEUE_BYTES:
-            self.overruns += 1
+        if kind == "dump":
+            pass                     # a dump waits behind its queued part: never dropped
+        elif self.outq_bytes >= OUTQ_BYTES or (kind == "upcall" and
+                                               self.upcalls_queued >= UPCALL_QUEUE_MAX):
+            self._overrun()
             return errno.ENOBUFS
+        elif kind == "upcall":
+            self.upcalls_queued += 1
         self.outq.append((data, kind))
         self.outq_bytes += len(data)
         if len(self.outq) == 1:
             self.server.loop.add_writer(self.fd, self._writable)
         return errno.EAGAIN if kind == "dump" else 0
 
+    def _overrun(self):
+        """A message was dropped: count it, and tell the client where."""
+        self.lost += 1
+        self.overruns += 1
+        if not self.overrun_queued:
+            self.overrun_queued = True
+            self.outq.append((_OVERRUN, "overrun"))
+
     def _writable(self):
         q = self.outq
         send = self.sock.send
         while q:
             data, kind = q[0]
+            if data is _OVERRUN:
+                data = build_overrun(self.portid, self.lost)
             try:
                 send(data)
             except BlockingIOError:
@@ -101,45 +135,113 @@ class Connection(Peer):
                 self.server.close(self)
                 return
             q.popleft()
+            if kind == "overrun":
+                self.lost = 0
+                self.overrun_queued = False
+                continue
             self.outq_bytes -= len(data)
             if kind == "upcall":
                 self.upcalls_queued -= 1
         self.server.loop.remove_writer(self.fd)
-        if self.dump is not None:
-            pump_dump(self)
-        if self.close_when_flushed and not self.outq:
+        if self.close_when_flushed:
             self.server.close(self)
+        elif self.dump is not None:
+            self.server.schedule(self)
 
+    def start_dump(self):
+        """netlink_dump_start(): the first part now, the rest in later turns."""
+        if not self.outq:
+            pump_dump(self, 1)
+        if self.dump is not None and not self.outq:
+            self.server.schedule(self)
+
+    # ----------------------------------------------------------------- input
     def _readable(self):
+        if self.work(read=True):
+            self.server.schedule(self)
+
+    def work(self, read=False):
+        """One turn's slice: handle requests, send dump parts, maybe read.
+
+        Returns True when work is left that waits for nothing but a turn.
+        """
+        deadline = _monotonic_ns() + SLICE_NS
+        messages = SLICE_MESSAGES
+        parts = SLICE_DUMP_PARTS
+        handle = self.server.module.genl.handle
+        while not self.closed:
+            if self.rx is not None:
+                data = self.rx
+                off = self.rx_off
+                while messages:
+                    m = next_message(data, off)
+                    if m is None:
+                        break
+                    hdr, msg, off = m
+                    self.rx_any = True
+                    messages -= 1
+                    handle(self, hdr, msg)
+                    if self.closed or _monotonic_ns() > deadline:
+                        messages = 0
+                else:
+                    self.rx_off = off
+                    break                        # out of budget: the rest next turn
+                self.rx = None
+                if not well_framed(data, off, self.rx_any):
+                    log.info("connection %d sent a datagram that is not netlink; closing",
+                             self.portid)
+                    self._finish()
+                    return False
+            elif self.dump is not None and not self.outq and parts:
+                parts -= 1
+                pump_dump(self, 1)
+                if _monotonic_ns() > deadline:
+                    parts = messages = 0
+            elif read and messages and not self.close_when_flushed:
+                if not self._recv():
+                    read = False
+            else:
+                break
+        if self.closed or self.close_when_flushed:
+            return False
+        if self.rx is not None:
+            if self.reading:
+                self.server.loop.pause_reader(self.fd)
+                self.reading = False
+            return True
+        if not self.reading:
+            self.server.loop.resume_reader(self.fd)
+            self.reading = True
+        return self.dump is not None and not self.outq
+
+    def _recv(self):
+        """Read one datagram into ``rx``; False when there is none."""
         buf = self.server.rbuf
-        for _ in range(64):
-            try:
-                n = self.sock.recv_into(buf, len(buf), socket.MSG_TRUNC)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                log.debug("connection %d: recv failed: %s", self.portid, e)
-                self.server.close(self)
-                return
-            if n == 0:
-                self.server.close(self)
-                return
-            if n > len(buf):
-                log.warning("connection %d: %d-byte datagram is too large; closing",
-                            self.portid, n)
-                self.server.close(self)
-                return
-            if not self.server.module.receive(self, bytes(buf[:n])):
-                log.info("connection %d sent a datagram that is not netlink; closing",
-                         self.portid)
-                self._finish()
-                return
-            if self.closed or self.close_when_flushed:
-                return
+        try:
+            n = self.sock.recv_into(buf, len(buf), socket.MSG_TRUNC)
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            log.debug("connection %d: recv failed: %s", self.portid, e)
+            self.server.close(self)
+            return False
+        if n == 0:
+            self.server.close(self)
+            return False
+        if n > len(buf):
+            log.warning("connection %d: %d-byte datagram is too large; closing",
+                        self.portid, n)
+            self.server.close(self)
+            return False
+        self.rx = bytes(buf[:n])
+        self.rx_off = 0
+        self.rx_any = False
+        return True
 
     def _finish(self):
         """Close once what is queued has been written."""
         self.server.loop.remove_reader(self.fd)
+        self.reading = False
         if self.outq:
             self.close_when_flushed = True
         else:
@@ -155,6 +257,8 @@ class Server:
         self.path = path
         self.rbuf = bytearray(RECV_BUF)
         self.conns = {}
+        self.backlog = collections.deque()   # connections with work left for a turn
+        self._serving = False
         self._next_autobind = AUTOBIND_START
         self.sock = self._listen(path)
         loop.add_reader(self.sock.fileno(), self._accept)
@@ -218,6 +322,26 @@ class Server:
             log.debug("connection from pid %d uid %d: port id %d%s", pid, uid, conn.portid,
                       " (CAP_NET_ADMIN)" if conn.net_admin else "")
 
+    def schedule(self, conn):
+        """Give ``conn`` a slice in the next turn of the loop."""
+        if conn.scheduled or conn.closed:
+            return
+        conn.scheduled = True
+        self.backlog.append(conn)
+        if not self._serving:
+            self._serving = True
+            self.loop.call_soon(self._serve)
+
+    def _serve(self):
+        """One slice for each connection that had work left (round robin)."""
+        self._serving = False
+        backlog = self.backlog
+        for _ in range(len(backlog)):
+            conn = backlog.popleft()
+            conn.scheduled = False
+            if not conn.closed and conn.work():
+                self.schedule(conn)
+
     def close(self, conn):
         if conn.closed:
             return
@@ -227,6 +351,8 @@ class Server:
         self.conns.pop(conn.fd, None)
         self.module.remove_peer(conn)
         conn.outq.clear()
+        conn.outq_bytes = 0
+        conn.rx = None
         try:
             conn.sock.close()
         except OSError:

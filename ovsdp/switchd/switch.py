@@ -189,7 +189,14 @@ class LearningSwitch:
 
     def _drain_events(self):
         while True:
-            n = self.events.recv_notification(0)
+            try:
+                n = self.events.recv_notification(0)
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                log.warning("switchd: port notifications were lost (%s); resyncing", e)
+                self._resync_ports()
+                continue
             if n is None:
                 return
             family, cmd, msg = n
@@ -206,9 +213,24 @@ class LearningSwitch:
                 log.info("switchd: datapath %s deleted; exiting", self.dp_name)
                 self.running = False
 
+    def _resync_ports(self):
+        """Take the port list from the datapath again (after lost notifications)."""
+        now = {v.port_no: v for v in self.ctl.vport_dump(self.dp_ifindex)}
+        for port_no in list(self.ports):
+            if port_no not in now:
+                self._forget_port(port_no)
+        for v in now.values():
+            self._claim_port(v)
+
     def _drain_upcalls(self, h):
         for _ in range(256):
-            u = h.recv_upcall(0)
+            try:
+                u = h.recv_upcall(0)
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                log.warning("switchd: upcalls were lost: %s", e)   # their packets are gone
+                continue
             if u is None:
                 return
             self.n_upcalls += 1
