@@ -30,13 +30,15 @@ def daemon_main(argv):
     p.add_argument("--socket", help="control socket path")
     p.add_argument("--no-devices", action="store_true",
                    help="keep internal ports in memory instead of creating TAP devices")
+    p.add_argument("--group", help="group whose members may change the datapath through the "
+                                   "control socket (mode 0660 instead of 0600)")
     p.add_argument("-v", "--verbose", action="count", default=1,
                    help="more logging (repeat for debug)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     from ..server import daemon
     try:
-        return daemon.main(args.socket, real_devices=not args.no_devices)
+        return daemon.main(args.socket, real_devices=not args.no_devices, group=args.group)
     except OSError as e:
         print(f"ovsdp daemon: {e}", file=sys.stderr)
         return 1

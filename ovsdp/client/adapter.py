@@ -27,7 +27,10 @@ class OvsdpNetlinkSocket(socket.socket):
     def __init__(self, path=None):
         super().__init__(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.path = default_socket_path(path)
-        self.connect(self.path)
+        try:
+            self.connect(self.path)
+        except PermissionError:         # not ours to change: the read-only socket
+            self.connect(self.path + U.OVSDP_READ_ONLY_SUFFIX)
         self._seq = 0x7F000000
 
     @property

@@ -24,6 +24,29 @@ def default_socket_path(path=None):
     return path or os.environ.get("OVSDP_SOCKET") or U.OVSDP_DEFAULT_SOCKET
 
 
+def connect(path):
+    """A connected control socket: the admin socket, or else the read-only one.
+
+    Who may not open the admin socket (its file mode says who may) gets
+    the read-only socket beside it, where GETs and dumps work and changes
+    are EPERM, as on Linux for a process without CAP_NET_ADMIN.
+    """
+    err = None
+    for p in (path, path + U.OVSDP_READ_ONLY_SUFFIX):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            s.connect(p)
+            return s
+        except OSError as e:
+            s.close()
+            if err is None:
+                err = e
+            if e.errno != errno.EACCES:
+                break
+    raise OSError(err.errno, f"cannot connect to the ovsdp daemon at {path}: "
+                             f"{err.strerror}") from None
+
+
 def netlink_error(err, text=None):
     """An OSError for ``err`` with the extended-ack text appended."""
     msg = os.strerror(err)
@@ -82,15 +105,9 @@ class FamilyInfo:
 class NetlinkSocket:
     """One connection to the daemon: a netlink socket with a port id."""
 
-    def __init__(self, path=None, timeout=None):
+    def __init__(self, path=None, timeout=None, sock=None):
         self.path = default_socket_path(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            self.sock.connect(self.path)
-        except OSError as e:
-            self.sock.close()
-            raise OSError(e.errno, f"cannot connect to the ovsdp daemon at {self.path}: "
-                          f"{e.strerror}") from None
+        self.sock = connect(self.path) if sock is None else sock
         self.timeout = timeout
         self._seq = itertools.count(1)
         self.portid = None

@@ -22,11 +22,11 @@ def socket_path(path=None):
 class Daemon:
     """The running datapath: loop, module, control socket, timers."""
 
-    def __init__(self, path=None, real_devices=True):
+    def __init__(self, path=None, real_devices=True, group=None):
         self.path = socket_path(path)
         self.loop = Loop()
         self.module = Module(real_devices=real_devices, loop=self.loop)
-        self.server = Server(self.module, self.loop, self.path)
+        self.server = Server(self.module, self.loop, self.path, group)
         self.linkwatch = None
         if real_devices:
             # netdev ports whose device is deleted are detached (dp_notify)
@@ -60,10 +60,10 @@ def _raise_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def main(path=None, real_devices=True):
+def main(path=None, real_devices=True, group=None):
     _raise_nofile()
-    d = Daemon(path, real_devices)
-    log.info("ovsdp daemon listening on %s", d.path)
+    d = Daemon(path, real_devices, group)
+    log.info("ovsdp daemon listening on %s (read-only: %s)", d.path, d.server.ro_path)
 
     def on_signal(signum, _frame):
         log.info("signal %d: shutting down", signum)

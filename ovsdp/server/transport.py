@@ -3,8 +3,22 @@
 Each accepted connection is a netlink "socket" of the kernel's: it gets a
 port id (the peer process's pid for its first connection, then descending
 ids from 0xFFFFF000 like netlink_autobind), which is carried in nlmsg_pid of
-every reply.  Credentials come from SO_PEERCRED (see :class:`Server` for
-what gives the right to change things).
+every reply.
+
+Who may change things (docs/protocol.md, section 1.4).  Linux decides with
+the credentials of whoever opened the netlink socket, and nothing later
+widens them.  A process's capabilities cannot be captured at connect()
+(only its pid, uid and gid, by SO_PEERCRED), and reading them later from
+/proc races with an exec of a setuid program.  So the right comes from the
+socket a client could open, which file permissions guard:
+
+- the admin socket (the documented path) is mode 0600, or 0660 with
+  ``group``: a connection there may change things if its uid at connect()
+  is not 0 (it could open the socket: the owner or the group), or if it is
+  root and holds CAP_NET_ADMIN when accepted (a root process cannot gain a
+  capability its bounding set lacks by exec, so this opens no window);
+- the read-only socket beside it (``<path>.ro``, mode 0666) takes anyone;
+  its connections may look, never change.
 
 The resource model (docs/protocol.md, sections 1.5 and 1.6):
 
@@ -30,6 +44,7 @@ import stat
 import struct
 import time
 
+from .. import uapi as U
 from ..netlink.genl import Peer, pump_dump
 from ..netlink.message import build_overrun, next_message, well_framed
 
@@ -248,23 +263,37 @@ class Connection(Peer):
             self.server.close(self)
 
 
-class Server:
-    """Accepts connections on the control socket and feeds them to the module."""
+def read_only_path(path):
+    """The read-only socket that goes with admin socket ``path``."""
+    return path + U.OVSDP_READ_ONLY_SUFFIX
 
-    def __init__(self, module, loop, path):
+
+class Server:
+    """Accepts connections on the two control sockets and feeds them to the module."""
+
+    def __init__(self, module, loop, path, group=None):
         self.module = module
         self.loop = loop
         self.path = path
+        self.ro_path = read_only_path(path)
         self.rbuf = bytearray(RECV_BUF)
         self.conns = {}
         self.backlog = collections.deque()   # connections with work left for a turn
         self._serving = False
         self._next_autobind = AUTOBIND_START
-        self.sock = self._listen(path)
-        loop.add_reader(self.sock.fileno(), self._accept)
+        gid = _group_id(group) if group is not None else None
+        self.sock = self._listen(path, 0o600 if gid is None else 0o660, gid)
+        try:
+            self.ro_sock = self._listen(self.ro_path, 0o666)
+        except OSError:
+            self.sock.close()
+            os.unlink(path)
+            raise
+        loop.add_reader(self.sock.fileno(), self._accept, self.sock, True)
+        loop.add_reader(self.ro_sock.fileno(), self._accept, self.ro_sock, False)
 
     @staticmethod
-    def _listen(path):
+    def _listen(path, mode, gid=None):
         d = os.path.dirname(path)
         if d:
             os.makedirs(d, exist_ok=True)
@@ -282,7 +311,10 @@ class Server:
                 probe.close()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         s.bind(path)
-        os.chmod(path, 0o666)       # anyone may connect and look; changes need CAP_NET_ADMIN
+        # nobody can connect before listen(), so the mode is in place first
+        if gid is not None:
+            os.chown(path, -1, gid)
+        os.chmod(path, mode)
         s.listen(1024)
         s.setblocking(False)
         return s
@@ -299,10 +331,10 @@ class Server:
             if p not in used:
                 return p
 
-    def _accept(self):
+    def _accept(self, lsock, admin_socket):
         for _ in range(64):
             try:
-                s, _ = self.sock.accept()
+                s, _ = lsock.accept()
             except BlockingIOError:
                 return
             except OSError as e:
@@ -315,7 +347,8 @@ class Server:
                 pass
             creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid, uid, _gid = struct.unpack("3i", creds)
-            conn = Connection(self, s, self._portid(pid), pid, uid, peer_has_net_admin(pid))
+            net_admin = admin_socket and (uid != 0 or peer_has_net_admin(pid))
+            conn = Connection(self, s, self._portid(pid), pid, uid, net_admin)
             self.conns[conn.fd] = conn
             self.module.add_peer(conn)
             self.loop.add_reader(conn.fd, conn._readable)
@@ -361,9 +394,21 @@ class Server:
     def shutdown(self):
         for conn in list(self.conns.values()):
             self.close(conn)
-        self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        for lsock, path in ((self.sock, self.path), (self.ro_sock, self.ro_path)):
+            self.loop.remove_reader(lsock.fileno())
+            lsock.close()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _group_id(group):
+    """A group name or number, as ``--group`` takes it."""
+    import grp
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if str(group).isdigit():
+            return int(group)
+        raise OSError(errno.EINVAL, f"no group {group!r}") from None
