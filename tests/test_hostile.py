@@ -7,9 +7,11 @@ everybody else.
 """
 
 import errno
+import fcntl
 import select
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -367,13 +369,22 @@ def test_dumps_that_are_never_read_do_not_hold_up_another(daemon, dpif):
             s.send(struct.pack("=IHHII", 16 + len(body), flow_family,
                                U.NLM_F_REQUEST | U.NLM_F_DUMP, 1, 0) + body)
             hostile.append(s)
+        def dumping():
+            return [c for c in daemon.daemon.server.conns.values() if c.dump is not None]
+        deadline = time.monotonic() + 10
+        while len(daemon.call(dumping)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
         t0 = time.monotonic()
         assert dpif.dp_get("fzd2").n_flows == 3000
         took = time.monotonic() - t0
-        dumping = daemon.call(lambda: sum(1 for c in daemon.daemon.server.conns.values()
-                                          if c.dump is not None))
-        assert dumping == 20, "the dumps were run to the end (or never started)"
+        conns = daemon.call(dumping)
+        assert len(conns) == 20, "the dumps were run to the end (or never started)"
         assert took < 5          # a liveness bound only; bench/hostile.py measures it
+
+        def unread(c):           # what the daemon let pile up for a client that never reads
+            return struct.unpack("i", fcntl.ioctl(c.fd, termios.TIOCOUTQ, b"\0" * 4))[0]
+        for c in conns:
+            assert daemon.call(lambda c=c: unread(c)) <= c.dump_room + 2 * 8192 + 4096
         # the dumps are whole when they are read after all
         got = _read_all(hostile[0], 1.0)
         n = sum(1 for d in got for h in _headers(d) if h[1] == flow_family)

@@ -42,6 +42,7 @@ class Loop:
         self.readers = {}
         self.writers = {}
         self.paused = set()          # readers not to be woken for input for now
+        self.turn = 0                # how many times run_once began
         self.timers = []
         self.soon = collections.deque()
         self._seq = itertools.count()
@@ -131,6 +132,7 @@ class Loop:
 
     def run_once(self, timeout=None):
         """Wait for events (at most ``timeout`` seconds) and dispatch them."""
+        self.turn += 1
         if self.soon:
             timeout = 0
         elif self.timers:

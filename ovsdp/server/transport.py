@@ -24,24 +24,31 @@ The resource model (docs/protocol.md, sections 1.5 and 1.6):
 
 - Output a connection cannot take right now is queued, up to
   ``OUTQ_BYTES`` beyond the socket's own buffer (and ``UPCALL_QUEUE_MAX``
-  upcalls); past that, replies, notifications and upcalls are dropped, as a
-  full netlink receive buffer drops them, and the client is told in band
-  with an NLMSG_OVERRUN message at the point of the loss.  Dumps are never
-  dropped: a dump waits while its part is queued.
+  upcalls), each entry counted with an overhead as the kernel counts an
+  skb's truesize; past that, replies, notifications and upcalls are
+  dropped, as a full netlink receive buffer drops them, and the client is
+  told in band with an NLMSG_OVERRUN message at the point of the loss.
+- Dumps are never dropped, and are produced only as the client reads
+  them: a part goes out while the client has at most a quarter of the
+  socket's buffer unread (the point where the socket becomes writable
+  again, so EPOLLOUT says when to go on), as netlink_dump() runs again only
+  once the reader has made room.
 - Each turn of the event loop does a bounded slice of work per connection
   (``SLICE_MESSAGES`` requests, ``SLICE_DUMP_PARTS`` dump datagrams,
-  ``SLICE_NS`` of time); a connection with more to do waits for its next
-  turn with its socket unread, so one client cannot hold up the others or
-  the packet path.
+  ``SLICE_NS`` of time), and all connections together at most ``TURN_NS``;
+  a connection with more to do waits in line for its next slice with its
+  socket unread, so no client holds up the others or the packet path.
 """
 
 import collections
 import errno
+import fcntl
 import logging
 import os
 import socket
 import stat
 import struct
+import termios
 import time
 
 from .. import uapi as U
@@ -52,14 +59,17 @@ log = logging.getLogger(__name__)
 
 RECV_BUF = 1 << 17
 CAP_NET_ADMIN = 12
-SNDBUF = 4 << 20
-OUTQ_BYTES = 4 << 20             # queued bytes beyond which output is dropped
+SNDBUF = 256 << 10               # the kernel doubles it; must take a 128 KiB echo
+OUTQ_BYTES = 2 << 20             # queued bytes beyond which output is dropped
+ENTRY_OVERHEAD = 160             # what a queued message costs besides its bytes
 UPCALL_QUEUE_MAX = 4096          # queued upcalls per connection
 SLICE_MESSAGES = 64              # requests handled per connection per turn
 SLICE_DUMP_PARTS = 4             # dump datagrams sent per connection per turn
-SLICE_NS = 500_000               # time one connection's slice may take
+SLICE_NS = 250_000               # time one connection's slice may take
+TURN_NS = 1_000_000              # time all connections together may take per turn
 AUTOBIND_START = 0xFFFFF000
 _OVERRUN = object()              # the queue entry that becomes an NLMSG_OVERRUN
+_OUTQ = struct.Struct("i")
 
 _monotonic_ns = time.monotonic_ns
 
@@ -84,6 +94,10 @@ class Connection(Peer):
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
+        try:
+            self.dump_room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
+        except OSError:
+            self.dump_room = 0
         self.outq = collections.deque()
         self.outq_bytes = 0
         self.upcalls_queued = 0
@@ -121,7 +135,7 @@ class Connection(Peer):
         elif kind == "upcall":
             self.upcalls_queued += 1
         self.outq.append((data, kind))
-        self.outq_bytes += len(data)
+        self.outq_bytes += len(data) + ENTRY_OVERHEAD
         if len(self.outq) == 1:
             self.server.loop.add_writer(self.fd, self._writable)
         return errno.EAGAIN if kind == "dump" else 0
@@ -154,7 +168,7 @@ class Connection(Peer):
                 self.lost = 0
                 self.overrun_queued = False
                 continue
-            self.outq_bytes -= len(data)
+            self.outq_bytes -= len(data) + ENTRY_OVERHEAD
             if kind == "upcall":
                 self.upcalls_queued -= 1
         self.server.loop.remove_writer(self.fd)
@@ -167,20 +181,43 @@ class Connection(Peer):
         """netlink_dump_start(): the first part now, the rest in later turns."""
         if not self.outq:
             pump_dump(self, 1)
-        if self.dump is not None and not self.outq:
+        if self._dump_can_go():
             self.server.schedule(self)
+
+    def _dump_can_go(self):
+        """Whether the dump may send a part now; if it must wait, wait for EPOLLOUT.
+
+        A part goes out while the client has at most ``dump_room`` bytes
+        unread (SIOCOUTQ), a quarter of the socket's buffer: above that the
+        socket is not writable, so EPOLLOUT comes when the client has read
+        enough.  A client that never reads so costs one socket's worth.
+        """
+        if self.dump is None or self.outq:
+            return False             # nothing to do, or _writable goes on once drained
+        try:
+            unread = _OUTQ.unpack(fcntl.ioctl(self.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return True
+        if unread <= self.dump_room:
+            return True
+        self.server.loop.add_writer(self.fd, self._writable)
+        return False
 
     # ----------------------------------------------------------------- input
     def _readable(self):
-        if self.work(read=True):
-            self.server.schedule(self)
+        srv = self.server
+        if srv.backlog or not srv.budget_left():
+            srv.schedule(self)       # wait in line
+        elif self.work(read=True):
+            srv.schedule(self)
 
     def work(self, read=False):
         """One turn's slice: handle requests, send dump parts, maybe read.
 
         Returns True when work is left that waits for nothing but a turn.
         """
-        deadline = _monotonic_ns() + SLICE_NS
+        start = _monotonic_ns()
+        deadline = start + SLICE_NS
         messages = SLICE_MESSAGES
         parts = SLICE_DUMP_PARTS
         handle = self.server.module.genl.handle
@@ -207,7 +244,7 @@ class Connection(Peer):
                              self.portid)
                     self._finish()
                     return False
-            elif self.dump is not None and not self.outq and parts:
+            elif parts and self._dump_can_go():
                 parts -= 1
                 pump_dump(self, 1)
                 if _monotonic_ns() > deadline:
@@ -217,6 +254,7 @@ class Connection(Peer):
                     read = False
             else:
                 break
+        self.server.charge(_monotonic_ns() - start)
         if self.closed or self.close_when_flushed:
             return False
         if self.rx is not None:
@@ -227,7 +265,7 @@ class Connection(Peer):
         if not self.reading:
             self.server.loop.resume_reader(self.fd)
             self.reading = True
-        return self.dump is not None and not self.outq
+        return parts == 0 and self._dump_can_go()
 
     def _recv(self):
         """Read one datagram into ``rx``; False when there is none."""
@@ -280,6 +318,8 @@ class Server:
         self.conns = {}
         self.backlog = collections.deque()   # connections with work left for a turn
         self._serving = False
+        self._turn = -1
+        self._spent = 0                      # ns of connection work in this turn
         self._next_autobind = AUTOBIND_START
         gid = _group_id(group) if group is not None else None
         self.sock = self._listen(path, 0o600 if gid is None else 0o660, gid)
@@ -355,8 +395,19 @@ class Server:
             log.debug("connection from pid %d uid %d: port id %d%s", pid, uid, conn.portid,
                       " (CAP_NET_ADMIN)" if conn.net_admin else "")
 
+    def budget_left(self):
+        """Whether this turn of the loop has time left for connections."""
+        if self.loop.turn != self._turn:
+            self._turn = self.loop.turn
+            self._spent = 0
+        return self._spent < TURN_NS
+
+    def charge(self, ns):
+        self.budget_left()
+        self._spent += ns
+
     def schedule(self, conn):
-        """Give ``conn`` a slice in the next turn of the loop."""
+        """Put ``conn`` in line for a slice (this turn if there is time, else later)."""
         if conn.scheduled or conn.closed:
             return
         conn.scheduled = True
@@ -366,14 +417,19 @@ class Server:
             self.loop.call_soon(self._serve)
 
     def _serve(self):
-        """One slice for each connection that had work left (round robin)."""
+        """Slices for the connections in line, round robin, within the turn's time."""
         self._serving = False
         backlog = self.backlog
         for _ in range(len(backlog)):
+            if not self.budget_left():
+                break
             conn = backlog.popleft()
             conn.scheduled = False
-            if not conn.closed and conn.work():
+            if not conn.closed and conn.work(read=True):
                 self.schedule(conn)
+        if backlog and not self._serving:
+            self._serving = True
+            self.loop.call_soon(self._serve)
 
     def close(self, conn):
         if conn.closed:
