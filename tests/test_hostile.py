@@ -12,7 +12,6 @@ import select
 import socket
 import struct
 import termios
-import threading
 import time
 
 import pytest
@@ -310,22 +309,22 @@ def test_upcalls_are_bounded_in_bytes_and_the_handler_hears_of_the_loss(daemon, 
 
 
 # ------------------------------------------------------------ fairness (3)
+SO_SNDBUFFORCE = 32
+
+
 def _flood(path, n_datagrams, per_datagram=8192):
-    """A client that sends datagrams of tiny acked NOOPs and never reads."""
+    """A client that sends datagrams of tiny acked NOOPs and never reads.
+
+    Its send buffer takes them all at once, so the daemon always has the
+    next datagram waiting.
+    """
     s = raw_connect(path)
-    s.settimeout(None)
+    s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 16 << 20)
     msg = struct.pack("=IHHII", 16, U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 1, 0)
     dgram = msg * per_datagram
-
-    def run():
-        try:
-            for _ in range(n_datagrams):
-                s.send(dgram)
-        except OSError:
-            pass
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return s, t
+    for _ in range(n_datagrams):
+        s.send(dgram)
+    return s
 
 
 def test_a_flooding_client_does_not_hold_up_another(daemon, dpif):
@@ -346,9 +345,8 @@ def test_a_flooding_client_does_not_hold_up_another(daemon, dpif):
                 assert [d.name for d in other.dp_dump()] == ["fzf"]
         assert daemon.call(backlog) == 3, "answered only after the floods were done"
     finally:
-        for s, t in floods:
+        for s in floods:
             s.close()
-            t.join(5)
 
 
 def test_dumps_that_are_never_read_do_not_hold_up_another(daemon, dpif):
@@ -401,3 +399,95 @@ def _headers(d):
         out.append(h)
         off += (h[0] + 3) & ~3
     return out
+
+
+# ------------------------------------------- found by tests/fuzz (issue 9)
+@pytest.mark.parametrize("vtype,limit", [("vxlan", 65535 - 20 - 8 - 8),
+                                         ("gre", 65535 - 20 - 4 - 4)])
+def test_tunnel_output_too_long_for_ip_is_a_tx_error(daemon, dpif, vtype, limit):
+    """A frame the MTU lets through but whose outer packet IP cannot carry."""
+    from .test_tunnels import MemNet
+    mem = MemNet(daemon, dpif)
+    port = mem.add("fzt0", vtype, 4789 if vtype == "vxlan" else None)
+    key = "set(tunnel(tun_id=0x5,dst=10.1.1.1,ttl=64,flags(key))),"
+    for n in (limit, limit + 1, 65520):
+        frame = bytes(11) + b"\x02\x88\xb5" + bytes(n - 14)
+        mem.execute(frame, f"{key}{port}")
+    sent = mem.sent("fzt0")
+    assert [len(e.payload) for e in sent] == [65535 - 20]
+    s = dict(mem.stats("fzt0"))
+    assert (s["tx_packets"], s["tx_errors"]) == (1, 2)
+
+
+def _dp_dump_request(fid, seq):
+    body = struct.pack("=BBHi", U.OVS_DP_CMD_GET, 2, 0, 0)
+    return struct.pack("=IHHII", 16 + len(body), fid, U.NLM_F_REQUEST | U.NLM_F_DUMP, seq,
+                       0) + body
+
+
+def _answers(sock, timeout=2.0):
+    """(type, seq, errno) of every message until EOF or ``timeout`` of quiet."""
+    out = []
+    while select.select([sock], [], [], timeout)[0]:
+        d = sock.recv(1 << 17)
+        if not d:
+            out.append("EOF")
+            break
+        for h in _headers(d):
+            err = None
+            if h[1] in (U.NLMSG_ERROR, U.NLMSG_DONE):
+                err = -struct.unpack_from("=i", d, d.index(struct.pack("=IHHII", *h)) + 16)[0]
+            out.append((h[1], h[3], err))
+    return out
+
+
+def test_a_dump_in_front_of_a_bad_part_is_finished_before_the_close(dpif, daemon):
+    for i in range(40):
+        dpif.dp_new(f"fzg{i}")
+    fid = dpif.sock.family(U.OVS_DATAPATH_FAMILY).id
+    s = raw_connect(daemon.path)
+    try:
+        bad = struct.pack("=IHHII", 4096, fid, U.NLM_F_REQUEST, 0x63, 0)
+        s.send(_dp_dump_request(fid, 0x5D) + bad)
+        got = _answers(s)
+    finally:
+        s.close()
+    assert got[-1] == "EOF"
+    assert got[-2] == (U.NLMSG_DONE, 0x5D, 0)
+    assert sum(1 for a in got[:-2] if a[0] == fid) == 40
+
+
+def test_two_small_dumps_in_one_datagram(dpif, daemon):
+    """The first fits one part, so it is over (NLMSG_DONE) before the second begins."""
+    dpif.dp_new("fzh")
+    fid = dpif.sock.family(U.OVS_DATAPATH_FAMILY).id
+    s = raw_connect(daemon.path)
+    try:
+        s.send(_dp_dump_request(fid, 0x5B) + _dp_dump_request(fid, 0x5C))
+        got = _answers(s, 1.0)
+    finally:
+        s.close()
+    assert got == [(fid, 0x5B, None), (U.NLMSG_DONE, 0x5B, 0),
+                   (fid, 0x5C, None), (U.NLMSG_DONE, 0x5C, 0)]
+
+
+def test_an_ifindex_in_use_by_any_port_is_ebusy(dpif):
+    """OVS_DP_ATTR_IFINDEX / OVS_VPORT_ATTR_IFINDEX: 'if given and free'."""
+    dpif.dp_new("fzi")
+    dummy = dpif.vport_new("fzi", "fzi1", "dummy")
+    attrs = (nla_string(U.OVS_DP_ATTR_NAME, "fzj") + nla_u32(U.OVS_DP_ATTR_UPCALL_PID, 0) +
+             nla_u32(U.OVS_DP_ATTR_IFINDEX, dummy.ifindex))
+    with pytest.raises(OSError) as e:
+        dpif.sock.genl_request(U.OVS_DATAPATH_FAMILY, U.OVS_DP_CMD_NEW,
+                               U.OVS_HEADER.pack(0) + attrs)
+    assert e.value.errno == errno.EEXIST        # ovs_dp_cmd_new() turns EBUSY into EEXIST
+    vattrs = (nla_string(U.OVS_VPORT_ATTR_NAME, "fzi2") +
+              nla_u32(U.OVS_VPORT_ATTR_TYPE, U.OVS_VPORT_TYPE_INTERNAL) +
+              nla_u32(U.OVS_VPORT_ATTR_UPCALL_PID, 0) +
+              nla_u32(U.OVS_VPORT_ATTR_IFINDEX, dummy.ifindex))
+    with pytest.raises(OSError) as e:
+        dpif.sock.genl_request(U.OVS_VPORT_FAMILY, U.OVS_VPORT_CMD_NEW,
+                               U.OVS_HEADER.pack(dpif.ifindex("fzi")) + vattrs)
+    assert e.value.errno == errno.EBUSY
+    ifindexes = [v.ifindex for v in dpif.vport_dump("fzi")]
+    assert len(set(ifindexes)) == len(ifindexes) == 2

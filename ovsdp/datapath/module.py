@@ -125,14 +125,18 @@ class Module:
 
     # --------------------------------------------------------------- vports
     def virtual_ifindex(self, desired=0):
-        """An ifindex for a device that is not a real Linux interface."""
+        """An ifindex for a device that is not a real Linux interface.
+
+        One no port has (of any type: internal, dummy, tunnel, netdev).
+        """
+        used = {v.ifindex for v in self.vports_by_name.values()}
         if desired:
-            if desired in self.ifindex_vports:
+            if desired in used:
                 raise NetlinkError(errno.EBUSY, f"ifindex {desired} is in use")
             return desired
         while True:
             i = next(self._virtual_ifindex)
-            if i not in self.ifindex_vports:
+            if i not in used:
                 return i
 
     def new_vport(self, parms):

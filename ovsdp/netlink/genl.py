@@ -202,6 +202,10 @@ class Dump:
         self.done = True
         return self.end
 
+    def only_done_left(self):
+        """Whether every message went out and only the NLMSG_DONE remains."""
+        return self.end is not None and self.pending is None and not self.done
+
     def close(self):
         self.done = True
         self.gen.close()
@@ -444,12 +448,14 @@ def pump_dump(peer, limit=None):
 
     ``peer.send`` queues what it cannot write at once and answers EAGAIN;
     the pump then stops, and the transport calls it again once the socket
-    has drained.  At most ``limit`` datagrams go out when it is given.
-    Returns True when the dump is finished.
+    has drained.  At most ``limit`` datagrams go out when it is given, not
+    counting the NLMSG_DONE of a dump whose messages have all gone (as
+    netlink_dump() ends a dump that fits its first part at once).  Returns
+    True when the dump is finished.
     """
     d = peer.dump
     while d is not None:
-        if limit is not None:
+        if limit is not None and not d.only_done_left():
             if limit <= 0:
                 return False
             limit -= 1

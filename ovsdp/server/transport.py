@@ -172,10 +172,10 @@ class Connection(Peer):
             if kind == "upcall":
                 self.upcalls_queued -= 1
         self.server.loop.remove_writer(self.fd)
-        if self.close_when_flushed:
-            self.server.close(self)
-        elif self.dump is not None:
+        if self.dump is not None:
             self.server.schedule(self)
+        else:
+            self._close_if_through()
 
     def start_dump(self):
         """netlink_dump_start(): the first part now, the rest in later turns."""
@@ -243,7 +243,7 @@ class Connection(Peer):
                     log.info("connection %d sent a datagram that is not netlink; closing",
                              self.portid)
                     self._finish()
-                    return False
+                    read = False
             elif parts and self._dump_can_go():
                 parts -= 1
                 pump_dump(self, 1)
@@ -255,7 +255,10 @@ class Connection(Peer):
             else:
                 break
         self.server.charge(_monotonic_ns() - start)
-        if self.closed or self.close_when_flushed:
+        if self.close_when_flushed:
+            self._close_if_through()
+            return not self.closed and parts == 0 and self._dump_can_go()
+        if self.closed:
             return False
         if self.rx is not None:
             if self.reading:
@@ -292,12 +295,18 @@ class Connection(Peer):
         return True
 
     def _finish(self):
-        """Close once what is queued has been written."""
+        """Read no more; close once a running dump and the queue are through.
+
+        The messages in front of a bad part of a datagram are answered in
+        full first, a dump they started included.
+        """
         self.server.loop.remove_reader(self.fd)
         self.reading = False
-        if self.outq:
-            self.close_when_flushed = True
-        else:
+        self.close_when_flushed = True
+        self._close_if_through()
+
+    def _close_if_through(self):
+        if self.close_when_flushed and not self.outq and self.dump is None:
             self.server.close(self)
 
 

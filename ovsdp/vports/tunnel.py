@@ -648,6 +648,7 @@ class UdpTunnelVport(TunnelVport):
     # ------------------------------------------------------------ transmit
     def _udp_encap(self, frame, tk, dport, hdr):
         """The Encap of a UDP tunnel packet carrying ``hdr`` + ``frame``."""
+        _check_ip_size(tk.family, 8 + len(hdr) + len(frame))
         sport = E.udp_src_port(E.flow_hash(frame), *self.port_range)
         payload = E.udp_header(sport, dport, len(hdr) + len(frame)) + hdr + frame
         df = bool(tk.flags & _F_DF) and tk.family == E.AF_INET
@@ -659,6 +660,16 @@ class UdpTunnelVport(TunnelVport):
         tk.tp_dst = dport
         if not tk.src:
             tk.src = self.route_source(tk.family, tk.dst)
+
+
+def _check_ip_size(family, payload_len):
+    """An outer packet whose length the IP header cannot carry is not sent.
+
+    The device MTUs let frames near 64 KiB through; with the tunnel headers
+    some no longer fit an IPv4 total length or an IPv6 payload length.
+    """
+    if payload_len + (20 if family == E.AF_INET else 0) > 0xFFFF:
+        raise TxError("tx_errors", f"{payload_len}-byte tunnel payload is too long for IP")
 
 
 def _len_less_eth(inner):
@@ -818,6 +829,7 @@ class GreVport(TunnelVport):
             ttl = inherit[0]
         key = tk.tun_id & 0xFFFFFFFF if tk.flags & _F_KEY else None
         payload = E.gre_header(E.ETH_P_TEB, key, tk.flags & _F_CSUM, frame) + frame
+        _check_ip_size(E.AF_INET, len(payload))
         return Encap(E.AF_INET, tk.src, tk.dst, E.ecn_encapsulate(tos, frame), ttl,
                      bool(tk.flags & _F_DF), E.IPPROTO_GRE, payload)
 
