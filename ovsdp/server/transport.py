@@ -307,6 +307,14 @@ class Connection(Peer):
 
     def _close_if_through(self):
         if self.close_when_flushed and not self.outq and self.dump is None:
+            # What the client sent after the bad datagram is dropped unread:
+            # closing with it queued would make the client's next recv fail
+            # with ECONNRESET ahead of the answers it has not read yet.
+            for _ in range(1024):
+                try:
+                    self.sock.recv(1, socket.MSG_DONTWAIT)
+                except OSError:
+                    break
             self.server.close(self)
 
 
