@@ -225,9 +225,12 @@ class Connection(Peer):
             if self.rx is not None:
                 data = self.rx
                 off = self.rx_off
-                while messages:
+                while True:
                     m = next_message(data, off)
                     if m is None:
+                        break
+                    if not messages:             # out of budget: the rest next turn
+                        self.rx_off = off
                         break
                     hdr, msg, off = m
                     self.rx_any = True
@@ -235,9 +238,8 @@ class Connection(Peer):
                     handle(self, hdr, msg)
                     if self.closed or _monotonic_ns() > deadline:
                         messages = 0
-                else:
-                    self.rx_off = off
-                    break                        # out of budget: the rest next turn
+                if m is not None:
+                    break
                 self.rx = None
                 if not well_framed(data, off, self.rx_any):
                     log.info("connection %d sent a datagram that is not netlink; closing",
@@ -420,7 +422,7 @@ class Server:
         return self._spent < TURN_NS
 
     def charge(self, ns):
-        self.budget_left()
+        """Count a slice's time against this turn (budget_left() began the turn)."""
         self._spent += ns
 
     def schedule(self, conn):
