@@ -652,6 +652,7 @@ OVS_ZONE_LIMIT = struct.Struct("=iII")  # zone_id, limit, count
 OVSDP_MSG_SOCKOPT = 0x0F          # nlmsg_type, below NLMSG_MIN_TYPE like other control types
 OVSDP_SOCKOPT = struct.Struct("=II")  # level, optname; then the value
 OVSDP_SO_DUMP_SIZE = 0x4F01       # level SOL_NETLINK: max bytes per dump datagram
+OVSDP_SO_BIND_PORTID = 0x4F02     # level SOL_NETLINK: bind() with an nl_pid of the client's choice
 OVSDP_DEFAULT_SOCKET = "/run/ovsdp/ovsdp.sock"
 # The read-only socket beside it ("<path>.ro", mode 0666): anyone may look.
 OVSDP_READ_ONLY_SUFFIX = ".ro"

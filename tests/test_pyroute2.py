@@ -137,3 +137,72 @@ def test_pyroute2_sees_errors(daemon):
         assert e.value.code == 19
     finally:
         dps.close()
+
+
+class ovs_packet_msg(genlmsg):
+    fields = genlmsg.fields + (("dpifindex", "I"),)
+    nla_map = (("OVS_PACKET_ATTR_UNSPEC", "none"), ("OVS_PACKET_ATTR_PACKET", "array(uint8)"),
+               ("OVS_PACKET_ATTR_KEY", "none"))
+
+
+def test_pyroute2_gets_upcalls_at_the_port_id_it_computed(daemon, dpif):
+    """pyroute2 binds pid + n << 22 and asks for upcalls there; they arrive."""
+    import select
+    import struct
+
+    from ovsdp import uapi as U
+    dpif.dp_new("pr3")
+    dpif.vport_new("pr3", "pr3p", "dummy", port_no=1)
+    raw = OvsdpNetlinkSocket(daemon.path)
+    pkt = GenericNetlinkSocket(use_socket=raw)
+    other = GenericNetlinkSocket(use_socket=OvsdpNetlinkSocket(daemon.path))
+    try:
+        pkt.bind("ovs_packet", ovs_packet_msg)
+        other.bind("ovs_packet", ovs_packet_msg)
+        assert pkt.epid != other.epid                     # the second took the next id
+        assert raw.getsockname() == (pkt.epid, 0)
+        assert daemon.call(lambda: daemon.module.peers.get(pkt.epid)) is not None
+        dpif.vport_set("pr3", name="pr3p", upcall_pids=[pkt.epid])
+        frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
+        daemon.call(lambda: daemon.module.vports_by_name["pr3p"].inject(frame))
+        assert select.select([raw], [], [], 5)[0]
+        d = raw.recv(1 << 16)
+        mtype, _flags, _seq, pid = struct.unpack_from("=HHII", d, 4)
+        assert mtype == pkt.prid and d[16] == U.OVS_PACKET_CMD_MISS
+        assert dpif.dp_get("pr3").n_lost == 0
+    finally:
+        pkt.close()
+        other.close()
+
+
+def test_bind_port_id_errors(daemon, dpif):
+    """Linux's netlink_bind(): an id in use is EADDRINUSE; once used, EINVAL."""
+    import errno
+    import struct
+
+    from ovsdp import uapi as U
+    from ovsdp.netlink.message import build
+
+    from .conftest import raw_connect
+
+    def bind(sock, pid):
+        body = U.OVSDP_SOCKOPT.pack(U.SOL_NETLINK, U.OVSDP_SO_BIND_PORTID) + \
+            struct.pack("=I", pid)
+        sock.send(build(U.OVSDP_MSG_SOCKOPT, U.NLM_F_REQUEST | U.NLM_F_ACK, 9, 0, body))
+        d = sock.recv(4096)
+        return -struct.unpack_from("=i", d, 16)[0], struct.unpack_from("=I", d, 12)[0]
+    s = raw_connect(daemon.path)
+    try:
+        assert bind(s, dpif.portid)[0] == errno.EADDRINUSE
+        assert bind(s, 0x1234567) == (0, 0x1234567)       # the ack comes from the new id
+        assert bind(s, 0x1234567)[0] == 0                 # the same id again is fine
+        assert bind(s, 0x1234568)[0] == errno.EINVAL      # but not another
+    finally:
+        s.close()
+    s = raw_connect(daemon.path)
+    try:
+        s.send(build(U.NLMSG_NOOP, U.NLM_F_REQUEST | U.NLM_F_ACK, 1, 0, b""))
+        s.recv(4096)
+        assert bind(s, 0x2345678)[0] == errno.EINVAL      # autobound by its first message
+    finally:
+        s.close()

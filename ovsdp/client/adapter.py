@@ -32,6 +32,7 @@ class OvsdpNetlinkSocket(socket.socket):
         except PermissionError:         # not ours to change: the read-only socket
             self.connect(self.path + U.OVSDP_READ_ONLY_SUFFIX)
         self._seq = 0x7F000000
+        self.portid = 0              # known once bound with a port id
 
     @property
     def type(self):
@@ -44,11 +45,42 @@ class OvsdpNetlinkSocket(socket.socket):
         self.send(build(U.OVSDP_MSG_SOCKOPT, U.NLM_F_REQUEST, self._seq, 0, payload))
 
     def bind(self, address):
-        """Netlink bind((pid, groups)): the pid is the daemon's to choose."""
-        _pid, groups = address
+        """Netlink bind((pid, groups)): take port id ``pid`` (0: the daemon's choice).
+
+        A library that computes its own port id (pyroute2: pid + n << 22)
+        then uses the one the daemon knows it by; an id in use fails with
+        EADDRINUSE, as on Linux, so the library tries its next one.
+        """
+        pid, groups = address
+        if pid:
+            self._bind_portid(pid)
         for bit in range(32):
             if groups & (1 << bit):
                 self._sockopt(U.NETLINK_ADD_MEMBERSHIP, bit + 1)
+
+    def _bind_portid(self, pid):
+        """The bind option message, acked: its answer is read here."""
+        self._seq += 1
+        seq = self._seq
+        payload = U.OVSDP_SOCKOPT.pack(U.SOL_NETLINK, U.OVSDP_SO_BIND_PORTID) + \
+            struct.pack("=I", pid)
+        timeout = self.gettimeout()
+        super().settimeout(10)
+        try:
+            self.send(build(U.OVSDP_MSG_SOCKOPT, U.NLM_F_REQUEST | U.NLM_F_ACK, seq, 0, payload))
+            while True:
+                d = super().recv(1 << 16)
+                if not d:
+                    raise ConnectionResetError(errno.ECONNRESET, "the ovsdp daemon went away")
+                mtype, _flags, rseq = struct.unpack_from("=HHI", d, 4)
+                if mtype == U.NLMSG_ERROR and rseq == seq:
+                    err = -struct.unpack_from("=i", d, 16)[0]
+                    if err:
+                        raise OSError(err, os.strerror(err))
+                    self.portid = pid
+                    return
+        finally:
+            super().settimeout(timeout)
 
     def setsockopt(self, level, optname, value, *rest):
         if level == U.SOL_NETLINK:
@@ -84,7 +116,7 @@ class OvsdpNetlinkSocket(socket.socket):
         return self.send(data)
 
     def getsockname(self):
-        return (0, 0)
+        return (self.portid, 0)
 
 
 def _check_overrun(data):

@@ -83,6 +83,25 @@ class Module:
             del self.peers[peer.portid]
         self.genl.forget(peer)
 
+    def rebind(self, peer, portid):
+        """netlink_bind() with nl_pid ``portid`` for ``peer``.
+
+        As on Linux: 0 keeps the id; an id in use is EADDRINUSE; once the
+        peer has sent a message (its id was autobound) or bound, another id
+        is EINVAL.
+        """
+        if portid == 0 or portid == peer.portid:
+            return
+        if peer.used:
+            raise NetlinkError(errno.EINVAL, f"already bound to port id {peer.portid}")
+        if portid in self.peers:
+            raise NetlinkError(errno.EADDRINUSE, f"port id {portid} is in use")
+        if self.peers.get(peer.portid) is peer:
+            del self.peers[peer.portid]
+        peer.portid = portid
+        peer.used = True
+        self.peers[portid] = peer
+
     def unicast(self, portid, data, kind="reply"):
         """genlmsg_unicast(): 0, or ECONNREFUSED when nobody has ``portid``."""
         peer = self.peers.get(portid)

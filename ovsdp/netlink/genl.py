@@ -93,6 +93,7 @@ class Peer:
         self.cap_ack = False
         self.dump_size = NLMSG_GOODSIZE
         self.dump = None
+        self.used = False            # sent something: bind() may not change the port id
 
     def send(self, data, kind="reply"):
         """Deliver one datagram; ``kind`` is reply, notify, upcall or dump.
@@ -102,6 +103,10 @@ class Peer:
         datagram was not delivered.
         """
         raise NotImplementedError
+
+    def bind(self, portid):
+        """netlink_bind() with a chosen nl_pid: take ``portid`` as this peer's id."""
+        raise NetlinkError(errno.EOPNOTSUPP, "this transport cannot bind a port id")
 
     def start_dump(self):
         """A dump was set up in ``self.dump``: send it (default: all at once).
@@ -304,6 +309,8 @@ class GenlCore:
         err = 0
         extmsg = None
         offset = None
+        if hdr.type != U.OVSDP_MSG_SOCKOPT:
+            peer.used = True            # netlink_autobind(): the port id is fixed now
         if hdr.flags & U.NLM_F_REQUEST:
             try:
                 if hdr.type < U.NLMSG_MIN_TYPE:
@@ -387,6 +394,8 @@ class GenlCore:
             peer.ext_ack = bool(v)
         elif optname == U.NETLINK_CAP_ACK:
             peer.cap_ack = bool(v)
+        elif optname == U.OVSDP_SO_BIND_PORTID:
+            peer.bind(v)
         elif optname == U.OVSDP_SO_DUMP_SIZE:
             if not 1024 <= v <= DUMP_SIZE_MAX:
                 raise NetlinkError(errno.EINVAL, f"dump size must be 1024..{DUMP_SIZE_MAX}")

@@ -177,6 +177,9 @@ class Connection(Peer):
         else:
             self._close_if_through()
 
+    def bind(self, portid):
+        self.server.module.rebind(self, portid)
+
     def start_dump(self):
         """netlink_dump_start(): the first part now, the rest in later turns."""
         if not self.outq:
