@@ -1121,11 +1121,28 @@ class TestCopyActionsBasic:
         u32(ACT.OVS_ACTION_ATTR_METER, 1),
         N(ACT.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED, u32(1, 1)),
         N(ACT.OVS_ACTION_ATTR_PUSH_NSH, A(1, b"\0" * 8)),
-        A(ACT.OVS_ACTION_ATTR_POP_NSH),
     ])
     def test_not_implemented(self, act):
         assert "ovsdp does not implement" in expect_err(errno.EOPNOTSUPP, FN.copy_actions,
                                                          act, IP_TCP_KEY)
+
+    def test_not_implemented_after_the_kernels_checks(self):
+        """A malformed action ovsdp does not run is EINVAL, as from the kernel."""
+        nsh_key = K.make(eth_type=K.ETH_P_NSH)
+        pop = A(ACT.OVS_ACTION_ATTR_POP_NSH)
+        expect_err(errno.EINVAL, FN.copy_actions, pop, IP_TCP_KEY)        # not an NSH flow
+        expect_err(errno.EOPNOTSUPP, FN.copy_actions, pop, nsh_key)
+        psample = ACT.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED
+        for bad in (b"",                                       # no group
+                    A(ACT.OVS_PSAMPLE_ATTR_COOKIE, b"c"),      # still no group
+                    u32(1, 1) + u32(3, 0)):                    # unknown attribute
+            expect_err(errno.EINVAL, FN.copy_actions, N(psample, bad), IP_TCP_KEY)
+        # a short group or a cookie over 16 bytes fails the policy: ERANGE, as
+        # validate_nla() answers
+        for bad in (A(1, b"\0\0"), u32(1, 1) + A(ACT.OVS_PSAMPLE_ATTR_COOKIE, bytes(17))):
+            expect_err(errno.ERANGE, FN.copy_actions, N(psample, bad), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FN.copy_actions,
+                   N(psample, u32(1, 1) + A(ACT.OVS_PSAMPLE_ATTR_COOKIE, bytes(16))), IP_TCP_KEY)
 
     def test_ct_clear(self):
         assert FN.copy_actions(A(ACT.OVS_ACTION_ATTR_CT_CLEAR), IP_TCP_KEY) == (

@@ -48,7 +48,8 @@ Deliberate differences from the kernel:
   NSH fields); put_key() emits nothing for an NSH eth_type.
 - The CT, METER, PSAMPLE, PUSH_NSH and POP_NSH actions are refused with
   EOPNOTSUPP (not implemented yet; the kernel does the same for PSAMPLE
-  without CONFIG_PSAMPLE).  CT_CLEAR is accepted.
+  without CONFIG_PSAMPLE), PSAMPLE and POP_NSH after the kernel's checks
+  (a malformed one is EINVAL).  CT_CLEAR is accepted.
 - ovs_ct_verify() is taken to accept every conntrack key attribute (a
   kernel with conntrack zones, marks and labels).
 - The tunnel ID is emitted without an OVS_TUNNEL_KEY_ATTR_PAD attribute, as
@@ -64,6 +65,7 @@ import struct
 
 from .. import uapi as U
 from ..netlink.attr import (
+    BINARY,
     NESTED,
     U16,
     U32,
@@ -1165,6 +1167,11 @@ _CPL_POLICY = {
     U.OVS_CHECK_PKT_LEN_ATTR_ACTIONS_IF_LESS_EQUAL: Policy(NESTED),
 }
 
+_PSAMPLE_POLICY = {
+    U.OVS_PSAMPLE_ATTR_GROUP: Policy(U32),
+    U.OVS_PSAMPLE_ATTR_COOKIE: Policy(BINARY, U.OVS_PSAMPLE_COOKIE_MAX_SIZE),
+}
+
 _ACTION_NAMES = {v: k[len("OVS_ACTION_ATTR_"):] for k, v in vars(U).items()
                  if k.startswith("OVS_ACTION_ATTR_") and k != "OVS_ACTION_ATTR_MAX"}
 
@@ -1172,6 +1179,14 @@ _ACTION_NAMES = {v: k[len("OVS_ACTION_ATTR_"):] for k, v in vars(U).items()
 def _not_implemented(t, log):
     return _err(log, f"ovsdp does not implement the {_ACTION_NAMES.get(t, t)} action yet",
                 errno.EOPNOTSUPP)
+
+
+def _validate_psample(payload, log):
+    """validate_psample(): a u32 group is required, a cookie of at most 16 bytes."""
+    a = _parse_deprecated_strict(payload, U.OVS_PSAMPLE_ATTR_MAX, _PSAMPLE_POLICY, log,
+                                 "psample action")
+    if U.OVS_PSAMPLE_ATTR_GROUP not in a:
+        raise _err(log, "psample action needs OVS_PSAMPLE_ATTR_GROUP")
 
 
 def _parse_deprecated_strict(payload, maxtype, policy, log, what):
@@ -1561,8 +1576,16 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
                 raise _err(log, "pop_eth on a VLAN tagged packet")
             mac_proto_none = True
             out.append((t, None))
-        elif t in (A.OVS_ACTION_ATTR_PUSH_NSH, A.OVS_ACTION_ATTR_POP_NSH,
-                   A.OVS_ACTION_ATTR_METER, A.OVS_ACTION_ATTR_PSAMPLE):
+        elif t == A.OVS_ACTION_ATTR_PSAMPLE:
+            _validate_psample(p, log)        # malformed: EINVAL, as the kernel says
+            raise _not_implemented(t, log)
+        elif t == A.OVS_ACTION_ATTR_POP_NSH:
+            if st.eth_type != K.ETH_P_NSH:
+                raise _err(log, f"pop_nsh on a flow with eth_type {st.eth_type:#06x}")
+            raise _not_implemented(t, log)
+        elif t in (A.OVS_ACTION_ATTR_PUSH_NSH, A.OVS_ACTION_ATTR_METER):
+            # METER: the kernel takes any meter id (a missing meter is
+            # ignored), so a well-formed one is only not supported here.
             raise _not_implemented(t, log)
         elif t == A.OVS_ACTION_ATTR_CLONE:
             if len(p) and len(p) < 4:
