@@ -1144,6 +1144,46 @@ class TestCopyActionsBasic:
         expect_err(errno.EOPNOTSUPP, FN.copy_actions,
                    N(psample, u32(1, 1) + A(ACT.OVS_PSAMPLE_ATTR_COOKIE, bytes(16))), IP_TCP_KEY)
 
+    @pytest.mark.parametrize("attrs,code", [
+        (A(ACT.OVS_CT_ATTR_COMMIT) + u16(ACT.OVS_CT_ATTR_ZONE, 5), errno.EOPNOTSUPP),
+        (A(10), errno.EINVAL),                                       # unknown type
+        (A(ACT.OVS_CT_ATTR_UNSPEC), errno.EINVAL),
+        (A(ACT.OVS_CT_ATTR_ZONE, b"\0\0\0\0"), errno.EINVAL),       # zone is a u16
+        (A(ACT.OVS_CT_ATTR_COMMIT, b"\0\0\0\0"), errno.EINVAL),     # a flag has no payload
+        (A(ACT.OVS_CT_ATTR_MARK, struct.pack("=II", 1, 0)) + A(ACT.OVS_CT_ATTR_COMMIT),
+         errno.EINVAL),                                              # mask 0
+        (A(ACT.OVS_CT_ATTR_MARK, struct.pack("=II", 1, 1)), errno.EINVAL),   # no commit
+        (A(ACT.OVS_CT_ATTR_COMMIT) + A(ACT.OVS_CT_ATTR_MARK, struct.pack("=II", 1, 1)),
+         errno.EOPNOTSUPP),
+        (A(ACT.OVS_CT_ATTR_LABELS, bytes(16) + b"\1" + bytes(15)), errno.EINVAL),  # no commit
+        (A(ACT.OVS_CT_ATTR_HELPER, b"ftp"), errno.EINVAL),          # not NUL-terminated
+        (A(ACT.OVS_CT_ATTR_HELPER, b"ftp\0"), errno.EOPNOTSUPP),
+        (A(ACT.OVS_CT_ATTR_TIMEOUT, b"x" * 33), errno.EINVAL),       # over CTNL_TIMEOUT_NAME_MAX
+        (A(ACT.OVS_CT_ATTR_COMMIT) + N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC),
+                                       A(ACT.OVS_NAT_ATTR_DST)), errno.ERANGE),
+        (N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC)), errno.EINVAL),     # no commit
+        (N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC)) + A(ACT.OVS_CT_ATTR_COMMIT),
+         errno.EINVAL),                                              # commit must come first
+        (N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_PERSISTENT)), errno.EINVAL),  # flags, no type
+        (N(ACT.OVS_CT_ATTR_NAT), errno.EOPNOTSUPP),                  # NAT existing connections
+        (A(ACT.OVS_CT_ATTR_COMMIT) + N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC),
+                                       A(ACT.OVS_NAT_ATTR_IP_MIN, bytes(16))),
+         errno.EINVAL),                                              # an IPv6 address on IPv4
+        (A(ACT.OVS_CT_ATTR_COMMIT) + N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC),
+                                       A(ACT.OVS_NAT_ATTR_IP_MIN, bytes(4)),
+                                       u16(ACT.OVS_NAT_ATTR_PROTO_MIN, 1024)),
+         errno.EOPNOTSUPP),
+        (A(ACT.OVS_CT_ATTR_COMMIT) + b"\x01\x00", errno.EINVAL),      # trailing bytes
+    ])
+    def test_ct_is_checked_as_the_kernel_checks_it(self, attrs, code):
+        expect_err(code, FN.copy_actions, N(ACT.OVS_ACTION_ATTR_CT, attrs), IP_TCP_KEY)
+
+    def test_ct_needs_an_ip_flow(self):
+        arp = K.make(eth_type=0x0806)
+        assert "ct family" in expect_err(errno.EINVAL, FN.copy_actions,
+                                         N(ACT.OVS_ACTION_ATTR_CT, A(ACT.OVS_CT_ATTR_COMMIT)),
+                                         arp)
+
     def test_ct_clear(self):
         assert FN.copy_actions(A(ACT.OVS_ACTION_ATTR_CT_CLEAR), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_CT_CLEAR, None),)

@@ -48,8 +48,9 @@ Deliberate differences from the kernel:
   NSH fields); put_key() emits nothing for an NSH eth_type.
 - The CT, METER, PSAMPLE, PUSH_NSH and POP_NSH actions are refused with
   EOPNOTSUPP (not implemented yet; the kernel does the same for PSAMPLE
-  without CONFIG_PSAMPLE), PSAMPLE and POP_NSH after the kernel's checks
-  (a malformed one is EINVAL).  CT_CLEAR is accepted.
+  without CONFIG_PSAMPLE), CT, PSAMPLE and POP_NSH after the kernel's checks
+  (a malformed one gets the kernel's errno; CT's are in conntrack.py).
+  CT_CLEAR is accepted.
 - ovs_ct_verify() is taken to accept every conntrack key attribute (a
   kernel with conntrack zones, marks and labels).
 - The tunnel ID is emitted without an OVS_TUNNEL_KEY_ATTR_PAD attribute, as
@@ -84,6 +85,7 @@ from ..netlink.attr import (
     nla_u32,
     validate_nla,
 )
+from . import conntrack
 from . import key_layout as K
 from .skb import TunnelInfo
 
@@ -1561,6 +1563,10 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
         elif t == A.OVS_ACTION_ATTR_SAMPLE:
             out.append((t, _copy_sample(p, key, st, log, depth)))
         elif t == A.OVS_ACTION_ATTR_CT:
+            try:
+                conntrack.parse_ct(p, _get(key, "eth_type"))   # malformed: the kernel's errno
+            except NetlinkError as e:
+                raise _err(log, e.msg, e.errno) from None
             raise _not_implemented(t, log)
         elif t == A.OVS_ACTION_ATTR_CT_CLEAR:
             out.append((t, None))
