@@ -1120,7 +1120,9 @@ class TestCopyActionsBasic:
         N(ACT.OVS_ACTION_ATTR_CT, u16(ACT.OVS_CT_ATTR_ZONE, 1)),
         u32(ACT.OVS_ACTION_ATTR_METER, 1),
         N(ACT.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED, u32(1, 1)),
-        N(ACT.OVS_ACTION_ATTR_PUSH_NSH, A(1, b"\0" * 8)),
+        N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH,
+                                          A(U.OVS_NSH_KEY_ATTR_BASE, b"\0\0\1\3" + bytes(4)),
+                                          A(U.OVS_NSH_KEY_ATTR_MD1, bytes(16)))),
     ])
     def test_not_implemented(self, act):
         assert "ovsdp does not implement" in expect_err(errno.EOPNOTSUPP, FN.copy_actions,
@@ -1177,6 +1179,25 @@ class TestCopyActionsBasic:
     ])
     def test_ct_is_checked_as_the_kernel_checks_it(self, attrs, code):
         expect_err(code, FN.copy_actions, N(ACT.OVS_ACTION_ATTR_CT, attrs), IP_TCP_KEY)
+
+    def test_push_nsh_is_checked_as_the_kernel_checks_it(self):
+        base = A(U.OVS_NSH_KEY_ATTR_BASE, bytes([0, 63, 1, 3]) + struct.pack("!I", 0x100))
+        md1 = A(U.OVS_NSH_KEY_ATTR_MD1, bytes(16))
+        md2 = A(U.OVS_NSH_KEY_ATTR_MD2, bytes(8))
+        base2 = A(U.OVS_NSH_KEY_ATTR_BASE, bytes([0, 63, 2, 3]) + struct.pack("!I", 0x100))
+
+        def push(*parts):
+            return N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH, *parts))
+        expect_err(errno.EOPNOTSUPP, FN.copy_actions, push(base, md1), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FN.copy_actions, push(base2, md2), IP_TCP_KEY)
+        for bad in ((base,), (md1,), (base, md2), (base2, md1), (base, md1, md2),
+                    (base, A(U.OVS_NSH_KEY_ATTR_MD1, bytes(8))),        # md1 is 16 bytes
+                    (base2, A(U.OVS_NSH_KEY_ATTR_MD2, bytes(252))),     # over 248
+                    (base, md1, A(4, b"")), (base, md1, b"\0\0")):
+            expect_err(errno.EINVAL, FN.copy_actions, push(*bad), IP_TCP_KEY)
+        # without an Ethernet header, only what NSH can carry next
+        arp_l3 = K.make(eth_type=0x0806, no_eth=1)
+        expect_err(errno.EINVAL, FN.copy_actions, push(base, md1), arp_l3)
 
     def test_ct_needs_an_ip_flow(self):
         arp = K.make(eth_type=0x0806)

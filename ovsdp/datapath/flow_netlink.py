@@ -1183,6 +1183,54 @@ def _not_implemented(t, log):
                 errno.EOPNOTSUPP)
 
 
+# tun_p_from_eth_p(): what NSH can carry next when there is no Ethernet header
+_TUN_P_ETH_TYPES = (K.ETH_P_IP, K.ETH_P_IPV6, K.ETH_P_NSH, K.ETH_P_MPLS_UC, K.ETH_P_TEB)
+NSH_M_TYPE1, NSH_M_TYPE2 = 1, 2
+NSH_CTX_HDRS_MAX_LEN = 248
+_NSH_KEY_LENS = {U.OVS_NSH_KEY_ATTR_UNSPEC: 0, U.OVS_NSH_KEY_ATTR_BASE: 8,
+                 U.OVS_NSH_KEY_ATTR_MD1: 16, U.OVS_NSH_KEY_ATTR_MD2: None}
+
+
+def _validate_push_nsh(payload, log):
+    """validate_nsh(is_push_nsh): nsh_key_put_from_nlattr()'s checks; EINVAL if not.
+
+    The action holds one attribute (OVS_KEY_ATTR_NSH) whose payload is the
+    NSH key: a base header and MD type 1 or 2 context matching its mdtype.
+    """
+    if len(payload) < 4:
+        raise _err(log, "push_nsh needs an NSH key attribute")
+    alen = _NLA.unpack_from(payload)[0]
+    if alen < 4 or alen > len(payload):
+        raise _err(log, "push_nsh: bad NSH key attribute")
+    items, rem = _walk(payload[4:alen])
+    mdtype = None
+    has = set()
+    for raw, p, _alen, _rem in items:
+        t = raw & _TYPE_MASK
+        if t > U.OVS_NSH_KEY_ATTR_MAX:
+            raise _err(log, f"nsh attr {t} is out of range max {U.OVS_NSH_KEY_ATTR_MAX}")
+        want = _NSH_KEY_LENS[t]
+        if want is not None and len(p) != want:
+            raise _err(log, f"nsh attr {t} has unexpected len {len(p)} expected {want}")
+        if t == U.OVS_NSH_KEY_ATTR_BASE:
+            mdtype = p[2]
+        elif t == U.OVS_NSH_KEY_ATTR_MD2:
+            if not 0 < len(p) <= NSH_CTX_HDRS_MAX_LEN:
+                raise _err(log, f"Invalid MD length {len(p)} for MD type {mdtype}")
+        elif t != U.OVS_NSH_KEY_ATTR_MD1:
+            raise _err(log, f"Unknown nsh attribute {t}")
+        has.add(t)
+    if rem > 0:
+        raise _err(log, f"nsh attribute has {rem} unknown bytes.")
+    md1, md2 = U.OVS_NSH_KEY_ATTR_MD1 in has, U.OVS_NSH_KEY_ATTR_MD2 in has
+    if md1 and md2:
+        raise _err(log, "invalid nsh attribute: md1 and md2 are exclusive.")
+    if (md1 and mdtype != NSH_M_TYPE1) or (md2 and mdtype != NSH_M_TYPE2):
+        raise _err(log, f"nsh attribute has unmatched MD type {mdtype}.")
+    if U.OVS_NSH_KEY_ATTR_BASE not in has or not (md1 or md2):
+        raise _err(log, "push_nsh: missing base or metadata attributes")
+
+
 def _validate_psample(payload, log):
     """validate_psample(): a u32 group is required, a cookie of at most 16 bytes."""
     a = _parse_deprecated_strict(payload, U.OVS_PSAMPLE_ATTR_MAX, _PSAMPLE_POLICY, log,
@@ -1589,9 +1637,14 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
             if st.eth_type != K.ETH_P_NSH:
                 raise _err(log, f"pop_nsh on a flow with eth_type {st.eth_type:#06x}")
             raise _not_implemented(t, log)
-        elif t in (A.OVS_ACTION_ATTR_PUSH_NSH, A.OVS_ACTION_ATTR_METER):
-            # METER: the kernel takes any meter id (a missing meter is
-            # ignored), so a well-formed one is only not supported here.
+        elif t == A.OVS_ACTION_ATTR_PUSH_NSH:
+            if not mac_proto_none or st.eth_type in _TUN_P_ETH_TYPES:
+                _validate_push_nsh(p, log)
+                raise _not_implemented(t, log)
+            raise _err(log, f"push_nsh on a packet of eth_type {st.eth_type:#06x}")
+        elif t == A.OVS_ACTION_ATTR_METER:
+            # the kernel takes any meter id (a missing meter is ignored), so
+            # a well-formed one is only not supported here
             raise _not_implemented(t, log)
         elif t == A.OVS_ACTION_ATTR_CLONE:
             if len(p) and len(p) < 4:
