@@ -24,7 +24,6 @@ userspace datapath needs, and on, the Linux default.
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 
@@ -35,6 +34,7 @@ from netns import (  # noqa: E402
     Ovsdp,
     OvsUserspace,
     Topology,
+    missing_prerequisite,
     ping_rtt,
     tcp_bps,
     udp_pps,
@@ -51,13 +51,10 @@ def main(argv=None):
                         "userspace datapath needs it off (default: measure both)")
     p.add_argument("--switches", default="linux-bridge,ovs-netdev,ovsdp")
     args = p.parse_args(argv)
-    if os.geteuid() != 0:
-        print("forwarding.py needs root (network namespaces)", file=sys.stderr)
+    why = missing_prerequisite("forwarding.py")
+    if why:
+        print(why, file=sys.stderr)
         return 1
-    for tool in ("ip", "iperf3", "ping"):
-        if not shutil.which(tool):
-            print(f"forwarding.py needs {tool} (scripts/install.sh installs it)", file=sys.stderr)
-            return 1
     settings = ["off", "on"] if args.offloads == "both" else [args.offloads]
     for setting in settings:
         measure(args, setting == "on")

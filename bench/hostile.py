@@ -30,7 +30,6 @@ takes to start), so the cost of ``dumps``, which comes at its start, is in them.
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from netns import (  # noqa: E402
     Topology,
     cpu_seconds,
     iperf3_json,
+    missing_prerequisite,
     ping_rtt,
     wait_reachable,
 )
@@ -92,13 +92,10 @@ def main(argv=None):
     p.add_argument("--rate", default="20M", help="iperf3 UDP rate (200-byte datagrams)")
     p.add_argument("--scenarios", default="flood,dumps,redumps,big")
     args = p.parse_args(argv)
-    if os.geteuid() != 0:
-        print("hostile.py needs root (network namespaces)", file=sys.stderr)
+    why = missing_prerequisite("hostile.py")
+    if why:
+        print(why, file=sys.stderr)
         return 1
-    for tool in ("ip", "iperf3", "ping"):
-        if not shutil.which(tool):
-            print(f"hostile.py needs {tool} (scripts/install.sh installs it)", file=sys.stderr)
-            return 1
     topo = Topology(prefix="hb", offloads=False)
     sw = Ovsdp(topo)
     results = {}

@@ -20,6 +20,16 @@ sys.path.insert(0, ROOT)
 from ovsdp.testbed import Testbed, run  # noqa: E402
 
 
+def missing_prerequisite(prog, tools=("ip", "iperf3", "ping")):
+    """Why ``prog`` cannot run here (not root, a tool missing), or None."""
+    if os.geteuid() != 0:
+        return f"{prog} needs root (network namespaces)"
+    for tool in tools:
+        if not shutil.which(tool):
+            return f"{prog} needs {tool} (scripts/install.sh installs it)"
+    return None
+
+
 def sh(*args, check=True, ns=None, capture=False, timeout=60):
     return run(*args, ns=ns, check=check, capture=capture, timeout=timeout)
 

@@ -17,6 +17,7 @@ import gc
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -229,6 +230,7 @@ def bench_control(n_flows, n_upcalls):
         daemon.stop()
         t.join(10)
         daemon.close()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def bench_memory(n_flows):
