@@ -106,6 +106,7 @@ class FakeDP:
         self.user_features = 0
         self.flows = {}                 # recirc_id -> ActionList
         self.events = []                # output order across ports
+        self.meters = {}
 
     def upcall(self, skb, key, cmd, portid, userdata=None, actions=None,
                egress_tun_info=None, cutlen=0):
@@ -873,12 +874,36 @@ def test_explicit_drop_reasons():
     assert len(dp.out(2)) == 1
 
 
-@pytest.mark.parametrize("act", [(CT, b""), (METER, 1), (PSAMPLE, (1, b""))])
+@pytest.mark.parametrize("act", [(CT, b""), (PSAMPLE, (1, b""))])
 def test_unsupported_actions_are_errors(act):
     dp = FakeDP()
     err, _ = run(dp, tcp4(), [act, (OUTPUT, 2)])
     assert err == errno.EOPNOTSUPP
     assert dp.drops == {U.OVS_DROP_ACTION_ERROR: 1} and dp.out(2) == []
+
+
+def test_meter_action_drops_over_its_rate():
+    """One band of 1 packet/s, burst 2: two packets pass, the rest are dropped."""
+    from ovsdp.datapath import meter as MT
+    dp = FakeDP()
+    run(dp, tcp4(), [(METER, 9), (OUTPUT, 2)])                    # no meter 9: goes on
+    dp.meters[9] = MT.Meter(9, False, True, [MT.Band(U.OVS_METER_BAND_TYPE_DROP, 1, 2)], 0)
+    for _ in range(5):
+        run(dp, tcp4(), [(METER, 9), (OUTPUT, 2)])
+    assert len(dp.out(2)) == 1 + 2
+    assert dp.drops[U.OVS_DROP_METER] == 3
+    m = dp.meters[9]
+    assert (m.packets, m.bands[0].packets) == (5, 3)
+
+
+def test_meter_refills_by_rate_and_kbps_costs_bits():
+    from ovsdp.datapath import meter as MT
+    m = MT.Meter(1, True, True, [MT.Band(U.OVS_METER_BAND_TYPE_DROP, 8, 1)], 0)   # 8 kbps
+    assert not m.execute(125, 0)        # 1000 bits: the whole burst
+    assert m.execute(125, 0)            # nothing left
+    assert m.execute(125, 100)          # 100 ms x 8 kbps = 800 bits: not enough
+    assert not m.execute(100, 200)      # 800 + 800 refilled, capped at 1000: 800 bits pay
+    assert m.bands[0].packets == 2
 
 
 def test_ct_clear():

@@ -262,7 +262,6 @@ def test_arp_op_over_255_einval(dp):
     ("clone(" * 17 + "2" + ")" * 17, errno.EOVERFLOW),
     ("drop,2", errno.EINVAL),
     ("ct(commit)", errno.EOPNOTSUPP),
-    ("meter(1)", errno.EOPNOTSUPP),
     ("psample(group=1)", errno.EOPNOTSUPP),
 ])
 def test_bad_actions(dp, text, err):

@@ -1118,7 +1118,6 @@ class TestCopyActionsBasic:
 
     @pytest.mark.parametrize("act", [
         N(ACT.OVS_ACTION_ATTR_CT, u16(ACT.OVS_CT_ATTR_ZONE, 1)),
-        u32(ACT.OVS_ACTION_ATTR_METER, 1),
         N(ACT.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED, u32(1, 1)),
         N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH,
                                           A(U.OVS_NSH_KEY_ATTR_BASE, b"\0\0\1\3" + bytes(4)),
@@ -1204,6 +1203,12 @@ class TestCopyActionsBasic:
         assert "ct family" in expect_err(errno.EINVAL, FN.copy_actions,
                                          N(ACT.OVS_ACTION_ATTR_CT, A(ACT.OVS_CT_ATTR_COMMIT)),
                                          arp)
+
+    def test_meter_takes_any_id(self):
+        assert FN.copy_actions(u32(ACT.OVS_ACTION_ATTR_METER, 7), IP_TCP_KEY) == (
+            (ACT.OVS_ACTION_ATTR_METER, 7),)
+        expect_err(errno.EINVAL, FN.copy_actions, A(ACT.OVS_ACTION_ATTR_METER, b"\0\0"),
+                   IP_TCP_KEY)
 
     def test_ct_clear(self):
         assert FN.copy_actions(A(ACT.OVS_ACTION_ATTR_CT_CLEAR), IP_TCP_KEY) == (

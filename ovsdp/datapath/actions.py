@@ -39,6 +39,7 @@ import struct
 from .. import uapi as U
 from . import flow_key as FK
 from . import key_layout as K
+from .datapath import now_ms as _now_ms
 from .skb import TunnelInfo
 
 OVS_RECURSION_LIMIT = 5
@@ -77,7 +78,7 @@ A_DEC_TTL = U.OVS_ACTION_ATTR_DEC_TTL
 A_DROP = U.OVS_ACTION_ATTR_DROP
 A_PSAMPLE = U.OVS_ACTION_ATTR_PSAMPLE
 
-_UNSUPPORTED = frozenset((A_CT, A_METER, A_PSAMPLE, A_PUSH_NSH, A_POP_NSH))
+_UNSUPPORTED = frozenset((A_CT, A_PSAMPLE, A_PUSH_NSH, A_POP_NSH))
 
 # actions_may_change_flow() (flow_netlink.c): the actions that leave the
 # flow key alone.  A nested list made only of these runs with the caller's
@@ -1031,6 +1032,11 @@ def _do_execute(dp, skb, kx, acts):
             err = _pop_eth(skb, kx)
         elif t == A_CT_CLEAR:
             err = _ct_clear(skb, kx)
+        elif t == A_METER:
+            meter = dp.meters.get(arg)           # no such meter: the packet goes on
+            if meter is not None and meter.execute(len(skb.data), _now_ms()):
+                dp.drop(skb, U.OVS_DROP_METER)
+                return 0
         elif t == A_DROP:
             dp.drop(skb, U.OVS_DROP_EXPLICIT_WITH_ERROR if arg else U.OVS_DROP_EXPLICIT)
             return 0

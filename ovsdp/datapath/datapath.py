@@ -53,6 +53,7 @@ class Datapath:
         self.ifindex_hint = ifindex_hint
         self.exec_level = 0              # actions recursion (actions.c exec_actions_level)
         self.deferred = collections.deque()
+        self.meters = {}                 # meter id -> meter.Meter (ovs_meter family)
 
     # ------------------------------------------------------------------ ids
     @property

@@ -1643,9 +1643,8 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
                 raise _not_implemented(t, log)
             raise _err(log, f"push_nsh on a packet of eth_type {st.eth_type:#06x}")
         elif t == A.OVS_ACTION_ATTR_METER:
-            # the kernel takes any meter id (a missing meter is ignored), so
-            # a well-formed one is only not supported here
-            raise _not_implemented(t, log)
+            # any meter id: a missing meter is ignored when the packet comes
+            out.append((t, _U32.unpack(p)[0]))
         elif t == A.OVS_ACTION_ATTR_CLONE:
             if len(p) and len(p) < 4:
                 raise _err(log, "clone action payload is not an action list")

@@ -66,13 +66,14 @@ class Module:
         self.vport_types[ops.type] = ops
 
     def _register_families(self):
-        from .families import dp, dummy, flow, packet, vport
+        from .families import dp, dummy, flow, meter, packet, vport
         g = self.genl
         self.datapath_family = g.register(dp.make_family(self))
         self.vport_family = g.register(vport.make_family(self))
         self.flow_family = g.register(flow.make_family(self))
         self.packet_family = g.register(packet.make_family(self))
         self.dummy_family = g.register(dummy.make_family(self))
+        self.meter_family = g.register(meter.make_family(self))
 
     # ----------------------------------------------------------- transport
     def add_peer(self, peer):
