@@ -20,7 +20,7 @@ import struct
 
 from .. import uapi as U
 from ..netlink.message import build
-from .netlink import default_socket_path
+from .netlink import default_socket_path, overrun_error
 
 
 class OvsdpNetlinkSocket(socket.socket):
@@ -103,7 +103,7 @@ class OvsdpNetlinkSocket(socket.socket):
 
     def recv_into(self, buf, nbytes=0, flags=0):
         n = super().recv_into(buf, nbytes, flags)
-        _check_overrun(bytes(memoryview(buf)[:min(n, U.NLMSG_HDRLEN)]))
+        _check_overrun(bytes(memoryview(buf)[:min(n, U.NLMSG_HDRLEN + 4)]))
         return n
 
     def recvfrom(self, bufsize, flags=0):
@@ -121,4 +121,4 @@ class OvsdpNetlinkSocket(socket.socket):
 
 def _check_overrun(data):
     if len(data) >= U.NLMSG_HDRLEN and struct.unpack_from("=H", data, 4)[0] == U.NLMSG_OVERRUN:
-        raise OSError(errno.ENOBUFS, os.strerror(errno.ENOBUFS))
+        raise overrun_error(data)

@@ -47,6 +47,14 @@ def connect(path):
                              f"{err.strerror}") from None
 
 
+def overrun_error(raw):
+    """The daemon dropped messages to us (NLMSG_OVERRUN, docs/protocol.md 1.5):
+    what a netlink socket with a full receive buffer gives, ENOBUFS once."""
+    lost = struct.unpack_from("=I", raw, U.NLMSG_HDRLEN)[0] \
+        if len(raw) >= U.NLMSG_HDRLEN + 4 else 0
+    return OSError(errno.ENOBUFS, f"{os.strerror(errno.ENOBUFS)} ({lost} messages lost)")
+
+
 def netlink_error(err, text=None):
     """An OSError for ``err`` with the extended-ack text appended."""
     msg = os.strerror(err)
@@ -149,12 +157,7 @@ class NetlinkSocket:
             if self.portid is None and h.pid and h.type != U.NLMSG_DONE:
                 self.portid = h.pid
             if h.type == U.NLMSG_OVERRUN:
-                # the daemon dropped messages to us, as a full netlink
-                # receive buffer would: recv fails with ENOBUFS once
-                lost = struct.unpack_from("=I", raw, U.NLMSG_HDRLEN)[0] \
-                    if len(raw) >= U.NLMSG_HDRLEN + 4 else 0
-                raise OSError(errno.ENOBUFS, f"{os.strerror(errno.ENOBUFS)} "
-                                             f"({lost} messages lost)")
+                raise overrun_error(raw)
         return msgs
 
     # ---------------------------------------------------------- requests

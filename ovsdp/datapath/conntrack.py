@@ -79,8 +79,12 @@ def _terminated(p):
     return b"\0" in p
 
 
+_NFPROTO = {K.ETH_P_IP: NFPROTO_IPV4, K.ETH_P_IPV6: NFPROTO_IPV6}
+
+
 def key_to_nfproto(eth_type):
-    return {K.ETH_P_IP: NFPROTO_IPV4, K.ETH_P_IPV6: NFPROTO_IPV6}.get(eth_type)
+    """The conntrack family of a flow's eth_type, or None (NFPROTO_UNSPEC)."""
+    return _NFPROTO.get(eth_type)
 
 
 def parse_ct(payload, eth_type):
