@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-pkgs="iproute2 iputils-ping ethtool iperf3 procps"
+# gcc, libc6-dev: the netlink preload library (ovsdp run, ovsdp ovs) is built here
+pkgs="iproute2 iputils-ping ethtool iperf3 procps gcc libc6-dev"
 if [ "$want_test" = 1 ]; then
     # openvswitch-switch: the userspace datapath reference of the benchmark
     # and ovs-dpctl-top for the text-format compatibility test.
@@ -38,3 +39,5 @@ python3 -m pip install -q --disable-pip-version-check -e "$target" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages -e "$target"
 # make the new 'ovsdp' command visible where a pyenv Python is in use
 command -v pyenv >/dev/null 2>&1 && pyenv rehash 2>/dev/null || true
+# build the netlink preload library with the system compiler
+python3 -m ovsdp preload-path >/dev/null

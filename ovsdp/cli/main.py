@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 USAGE = """ovsdp COMMAND [ARGS...]
@@ -12,6 +13,9 @@ commands:
   switchd    run a learning-switch handler for one datapath
   demo       build three namespaces, switch traffic between them, clean up
   odp        text-format conformance tools (parse-keys, parse-wc-keys, parse-actions)
+  run        run any program with its generic netlink sockets carried to ovsdp
+             (ovsdp run [--socket PATH] -- ovs-dpctl show)
+  preload-path  print the netlink preload library's path (building it if needed)
 
 Run 'ovsdp COMMAND --help' for a command's options.  The control socket is
 /run/ovsdp/ovsdp.sock unless OVSDP_SOCKET or --socket says otherwise.
@@ -44,6 +48,45 @@ def daemon_main(argv):
         return 1
 
 
+def run_main(argv):
+    p = argparse.ArgumentParser(
+        prog="ovsdp run",
+        description="Run a program with the netlink preload library: its NETLINK_GENERIC "
+                    "sockets talk to the ovsdp daemon as they would to the kernel.")
+    p.add_argument("--socket", help="control socket path (default: $OVSDP_SOCKET, else "
+                                    "/run/ovsdp/ovsdp.sock)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    args = p.parse_args(argv)
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        p.error("no command given")
+    from .. import preload
+    try:
+        env = preload.environment(socket=args.socket)
+    except preload.BuildError as e:
+        print(f"ovsdp run: {e}", file=sys.stderr)
+        return 1
+    try:
+        os.execvpe(cmd[0], cmd, env)
+    except OSError as e:
+        print(f"ovsdp run: {cmd[0]}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
+def preload_path_main(argv):
+    p = argparse.ArgumentParser(prog="ovsdp preload-path",
+                                description="Print the netlink preload library's path, "
+                                            "building it with the system compiler if needed.")
+    p.parse_args(argv)
+    from .. import preload
+    try:
+        print(preload.library_path())
+    except preload.BuildError as e:
+        print(f"ovsdp preload-path: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -61,6 +104,10 @@ def main(argv=None):
     if cmd == "switchd":
         from ..switchd import main as switchd_main
         return switchd_main.main(rest)
+    if cmd == "run":
+        return run_main(rest)
+    if cmd == "preload-path":
+        return preload_path_main(rest)
     if cmd == "demo":
         from . import demo
         return demo.main(rest)
