@@ -16,6 +16,7 @@ commands:
   run        run any program with its generic netlink sockets carried to ovsdp
              (ovsdp run [--socket PATH] -- ovs-dpctl show)
   preload-path  print the netlink preload library's path (building it if needed)
+  ovs        start|stop|status: ovsdb-server and ovs-vswitchd on ovsdp (like ovs-ctl)
 
 Run 'ovsdp COMMAND --help' for a command's options.  The control socket is
 /run/ovsdp/ovsdp.sock unless OVSDP_SOCKET or --socket says otherwise.
@@ -108,6 +109,9 @@ def main(argv=None):
         return run_main(rest)
     if cmd == "preload-path":
         return preload_path_main(rest)
+    if cmd == "ovs":
+        from . import ovs
+        return ovs.main(rest)
     if cmd == "demo":
         from . import demo
         return demo.main(rest)

@@ -1,0 +1,277 @@
+"""The real Open vSwitch on ovsdp: ``ovsdp ovs start``, then OVS's own tools.
+
+One switch namespace holds the ovsdp daemon, ovsdb-server and ovs-vswitchd
+(Debian's openvswitch-switch, unmodified, with the netlink preload library);
+three host namespaces sit behind veths.  Bridges, ports and flows are made
+with ovs-vsctl and ovs-ofctl, inspected with ovs-appctl and with ovs-dpctl
+through ``ovsdp run``, as on a machine with the kernel module.  Everything
+is named with a per-run prefix and removed again, also on failure.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from ovsdp.cli import ovs
+from ovsdp.testbed import run
+
+from .conftest import ROOT
+
+
+def _why_not():
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for t in ("ip", "ping", "ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl",
+              "ovs-appctl", "ovs-dpctl"):
+        if not shutil.which(t):
+            return f"needs {t} (scripts/install.sh --test installs it)"
+    return None
+
+
+pytestmark = [pytest.mark.root, pytest.mark.slow,
+              pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")]
+
+P = f"ov{secrets.token_hex(2)}"          # namespaces {P}sw, {P}h1..; veths {P}v1/{P}e1
+PING_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
+
+
+class Stack:
+    """A switch namespace with Open vSwitch on ovsdp, and hosts behind veths."""
+
+    def __init__(self, tag, hosts=3):
+        self.ns = f"{P}{tag}sw"
+        self.hosts = [f"{P}{tag}h{i}" for i in range(1, hosts + 1)]
+        self.ports = [f"{P}{tag}v{i}" for i in range(1, hosts + 1)]
+        self.br = f"{P}{tag}br"
+        self.dir = tempfile.mkdtemp(prefix="ovsdp-ovs-")
+        os.chmod(self.dir, 0o755)
+        self.env = dict(os.environ, PYTHONPATH=ROOT, OVS_RUNDIR=f"{self.dir}/run",
+                        OVS_DBDIR=f"{self.dir}/db", OVS_LOGDIR=f"{self.dir}/log",
+                        OVSDP_SOCKET=f"{self.dir}/run/ovsdp.sock")
+        self.made = []
+
+    def __enter__(self):
+        try:
+            run("ip", "netns", "add", self.ns)
+            self.made.append(self.ns)
+            run("ip", "link", "set", "lo", "up", ns=self.ns)
+            for i, (h, port) in enumerate(zip(self.hosts, self.ports, strict=True), 1):
+                run("ip", "netns", "add", h)
+                self.made.append(h)
+                run("ip", "link", "add", "eth0", "netns", h, "type", "veth",
+                    "peer", "name", port, "netns", self.ns)
+                run("ip", "addr", "add", f"10.77.0.{i}/24", "dev", "eth0", ns=h)
+                run("ip", "-6", "addr", "add", f"fd77::{i}/64", "dev", "eth0", "nodad", ns=h)
+                run("ip", "link", "set", "eth0", "up", ns=h)
+                run("ip", "link", "set", "lo", "up", ns=h)
+                run("ip", "link", "set", port, "up", ns=self.ns)
+            self.start()
+            return self
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _ns(self, *argv, check=True, timeout=60, input=None):
+        r = subprocess.run(["ip", "netns", "exec", self.ns, *argv], env=self.env,
+                           capture_output=True, text=True, timeout=timeout, input=input)
+        if check and r.returncode:
+            raise AssertionError(f"{' '.join(argv)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def ovsdp(self, *argv, check=True):
+        return self._ns(sys.executable, "-m", "ovsdp", *argv, check=check)
+
+    def start(self):
+        return self.ovsdp("ovs", "start")
+
+    def vsctl(self, *argv):
+        return self._ns("ovs-vsctl", "--timeout=20", *argv).stdout
+
+    def ofctl(self, *argv):
+        return self._ns("ovs-ofctl", "-O", "OpenFlow13", *argv).stdout
+
+    def appctl(self, *argv, check=True):
+        return self._ns("ovs-appctl", "--timeout=20", *argv, check=check).stdout
+
+    def dpctl_run(self, *argv):
+        """ovs-dpctl, unmodified, through ``ovsdp run``."""
+        return self.ovsdp("run", "--", "ovs-dpctl", *argv).stdout
+
+    def pids(self):
+        return {n: ovs.read_pid(f"{self.dir}/run/{n}.pid")
+                for n in ("ovsdp", "ovsdb-server", "ovs-vswitchd")}
+
+    def log(self, name):
+        try:
+            with open(f"{self.dir}/log/{name}.log") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def ping(self, i, dst, count=3, interval="0.05", v6=False, wait="1"):
+        argv = ["ping", "-n", "-q", "-c", str(count), "-i", interval, "-W", wait]
+        if v6:
+            argv.append("-6")
+        r = subprocess.run(["ip", "netns", "exec", self.hosts[i - 1], *argv, dst],
+                           capture_output=True, text=True, timeout=60)
+        m = PING_RE.search(r.stdout)
+        return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+    def wait_ping(self, i, dst, v6=False, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping(i, dst, count=1, v6=v6)[1] == 1:
+                return True
+        return False
+
+    def close(self):
+        if os.path.isdir(f"{self.dir}/run") and self.ns in self.made:
+            self.ovsdp("ovs", "stop", check=False)
+        for pid in self.pids().values():   # whatever did not go
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        for ns in self.made:
+            pids = run("ip", "netns", "pids", ns, check=False, capture=True) or ""
+            for pid in pids.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            run("ip", "netns", "del", ns, check=False)
+        self.made = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with Stack("a") as s:
+        s.vsctl("add-br", s.br, *[a for p in s.ports for a in ("--", "add-port", s.br, p)])
+        assert s.wait_ping(1, "10.77.0.2"), s.log("ovs-vswitchd")
+        yield s
+
+
+def test_start_status_and_a_clean_log(stack):
+    r = stack.ovsdp("ovs", "status")
+    assert "ovs-vswitchd is running with pid" in r.stdout and "not on ovsdp" not in r.stdout
+    assert all(stack.pids().values())
+    log = stack.log("ovs-vswitchd")
+    assert "Datapath dispatch mode: per-cpu" in log
+    assert "does not support meters" not in log
+    bad = [ln for ln in log.splitlines() if "|WARN|" in ln or "|ERR|" in ln or "|EMER|" in ln]
+    assert bad == [], "\n".join(bad)
+
+
+def test_normal_switches_ipv4_and_ipv6(stack):
+    stack.ofctl("del-flows", stack.br)
+    stack.ofctl("add-flow", stack.br, "actions=NORMAL")
+    assert stack.ping(1, "10.77.0.2") == (3, 3)
+    assert stack.ping(3, "10.77.0.1") == (3, 3)
+    assert stack.wait_ping(2, "fd77::3", v6=True)
+    flows = stack.appctl("dpctl/dump-flows")
+    assert "eth_type(0x0800)" in flows and "eth_type(0x86dd)" in flows
+    show = stack.dpctl_run("show")
+    assert "system@ovs-system:" in show
+    for p in stack.ports + [stack.br]:
+        assert f": {p}" in show, show
+
+
+def test_openflow_actions_a_select_group_and_a_packet_in(stack):
+    br, (v1, v2, _) = stack.br, stack.ports
+    stack.ofctl("del-flows", br)
+    stack.ofctl("add-group", br,
+                f"group_id=1,type=select,selection_method=dp_hash,bucket=output:{v1}")
+    for f in ("priority=0,actions=NORMAL",
+              f"priority=10,icmp,in_port={v2},actions=mod_nw_ttl:9,group:1",
+              f"priority=10,udp,in_port={v1},tp_dst=9999,actions=controller"):
+        stack.ofctl("add-flow", br, f)
+    # the reply to h1's ping has its TTL rewritten and goes through the group
+    r = subprocess.run(["ip", "netns", "exec", stack.hosts[0], "ping", "-n", "-c", "2",
+                        "-i", "0.1", "-W", "1", "10.77.0.2"],
+                       capture_output=True, text=True, timeout=30)
+    assert "ttl=9 " in r.stdout, r.stdout
+    assert "dp_hash" in stack.appctl("dpctl/dump-flows")
+    # a packet-in, seen by ovs-ofctl monitor
+    mon = subprocess.Popen(["ip", "netns", "exec", stack.ns, "ovs-ofctl", "monitor", br,
+                            "65534"], env=stack.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)                   # monitor connected and configured
+        for _ in range(3):
+            subprocess.run(["ip", "netns", "exec", stack.hosts[0], sys.executable, "-c",
+                            "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                            ".sendto(b'ovsdp', ('10.77.0.2', 9999))"], check=True, timeout=30)
+            time.sleep(0.2)
+    finally:
+        time.sleep(0.5)
+        mon.terminate()
+        out, _ = mon.communicate(timeout=10)
+    assert "PACKET_IN" in out and "tp_dst=9999" in out, out
+    stack.ofctl("del-groups", br)
+
+
+def test_a_meter_limits_a_flood_to_its_rate(stack):
+    br, (v1, v2, _) = stack.br, stack.ports
+    stack.ofctl("del-flows", br)
+    stack.ofctl("add-meter", br, "meter=1,pktps,burst,band=type=drop,rate=20,burst_size=5")
+    for f in ("priority=0,actions=NORMAL",
+              f"priority=10,icmp,in_port={v1},actions=meter:1,output:{v2}"):
+        stack.ofctl("add-flow", br, f)
+    assert stack.ping(2, "10.77.0.1", count=1)[1] == 1          # learn the MACs
+    sent, got = stack.ping(1, "10.77.0.2", count=200, interval="0.005", wait="1")
+    assert sent == 200 and 5 <= got <= 80, (sent, got)          # ~1 s at 20 packets/s
+    assert "meter(" in stack.appctl("dpctl/dump-flows")
+    stats = stack.ofctl("meter-stats", br)
+    dropped = re.search(r"bands:\s*0: packet_count:(\d+)", stats)
+    assert dropped and int(dropped.group(1)) >= 200 - got, stats    # the band's drops
+    stack.ofctl("del-flows", br)
+    stack.ofctl("add-flow", br, "actions=NORMAL")
+    stack.ofctl("del-meters", br)
+
+
+def test_a_vswitchd_restart_keeps_the_datapath_and_its_flows(stack):
+    stack.ofctl("del-flows", stack.br)
+    stack.ofctl("add-flow", stack.br, "actions=NORMAL")
+    assert stack.ping(1, "10.77.0.2") == (3, 3)
+    old = stack.pids()["ovs-vswitchd"]
+    stack.appctl("-t", "ovs-vswitchd", "exit")
+    deadline = time.monotonic() + 10
+    while ovs.alive(old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ovs.alive(old)
+    # as with the kernel module: the datapath and its flows stay, and forward
+    assert "recirc_id(0)" in stack.dpctl_run("dump-flows")
+    assert stack.ping(1, "10.77.0.2") == (3, 3)
+    r = stack.ovsdp("ovs", "status", check=False)
+    assert r.returncode == 3 and "ovs-vswitchd is not running" in r.stdout
+    stack.start()
+    new = stack.pids()["ovs-vswitchd"]
+    assert new and new != old
+    assert stack.wait_ping(1, "10.77.0.3")
+    show = stack.dpctl_run("show")
+    assert show.count("system@ovs-system:") == 1 and all(p in show for p in stack.ports)
+
+
+def test_stop_leaves_no_process_device_or_socket():
+    with Stack("b", hosts=1) as s:
+        s.vsctl("add-br", s.br, "--", "add-port", s.br, s.ports[0])
+        pids = s.pids()
+        assert all(pids.values())
+        r = s.ovsdp("ovs", "stop")
+        assert "Exiting ovs-vswitchd" in r.stdout and "Exiting ovsdp daemon" in r.stdout
+        assert not any(ovs.alive(p) for p in pids.values())
+        links = run("ip", "-o", "link", "show", ns=s.ns, capture=True)
+        names = [ln.split(":")[1].strip().split("@")[0] for ln in links.splitlines()]
+        assert sorted(names) == sorted(["lo", s.ports[0]]), names
+        left = os.listdir(f"{s.dir}/run")
+        assert left == [], left
