@@ -1,18 +1,24 @@
 #!/bin/sh
 # Install what ovsdp needs on a Debian/Ubuntu machine (run as root).
 #   scripts/install.sh          the demo's needs: iproute2, ping, ethtool, iperf3, ovsdp itself
+#   scripts/install.sh --ovs    plus Open vSwitch's own programs (for 'ovsdp ovs start')
 #   scripts/install.sh --test   plus the test and benchmark dependencies
 set -eu
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_ovs=0
+[ "${1:-}" = "--test" ] && want_test=1 && want_ovs=1
+[ "${1:-}" = "--ovs" ] && want_ovs=1
 
 # gcc, libc6-dev: the netlink preload library (ovsdp run, ovsdp ovs) is built here
 pkgs="iproute2 iputils-ping ethtool iperf3 procps gcc libc6-dev"
+if [ "$want_ovs" = 1 ]; then
+    # openvswitch-switch: ovs-vswitchd and friends on ovsdp, the userspace
+    # datapath reference of the benchmark, ovs-dpctl-top for the text format
+    pkgs="$pkgs openvswitch-switch openvswitch-common"
+fi
 if [ "$want_test" = 1 ]; then
-    # openvswitch-switch: the userspace datapath reference of the benchmark
-    # and ovs-dpctl-top for the text-format compatibility test.
-    pkgs="$pkgs openvswitch-switch openvswitch-common util-linux"
+    pkgs="$pkgs util-linux mininet"
 fi
 missing=""
 for p in $pkgs; do
@@ -24,7 +30,8 @@ if [ -n "$missing" ]; then
         apt-get update -q >/dev/null
         apt-get install -y -q --no-install-recommends $missing >/dev/null
         # the openvswitch-switch package must not leave a system OVS running
-        if [ "$want_test" = 1 ] && command -v ovs-ctl >/dev/null 2>&1; then
+        # (it would hold Open vSwitch's directories that 'ovsdp ovs start' uses)
+        if [ "$want_ovs" = 1 ] && [ -x /usr/share/openvswitch/scripts/ovs-ctl ]; then
             /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true
         fi
     else

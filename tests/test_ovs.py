@@ -275,3 +275,31 @@ def test_stop_leaves_no_process_device_or_socket():
         assert sorted(names) == sorted(["lo", s.ports[0]]), names
         left = os.listdir(f"{s.dir}/run")
         assert left == [], left
+
+
+def _kill_marked(marker):
+    """Processes whose environment carries ``marker`` (what a test started)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read().split(b"\0"):
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.mark.skipif(shutil.which("mn") is None, reason="needs Mininet (Debian package mininet)")
+def test_mininet_pingall_on_ovsk():
+    marker = f"OVSDP_TEST_MININET={P}"
+    with Stack("m", hosts=0) as s:
+        s.env[marker.split("=")[0]] = P
+        try:
+            r = s._ns("mn", "--switch", "ovsk,failMode=standalone", "--controller", "none",
+                      "--topo", "tree,depth=2,fanout=2", "--test", "pingall",
+                      check=False, timeout=180)
+        finally:
+            _kill_marked(marker)          # its hosts, if mn did not end them
+        out = r.stdout + r.stderr
+        assert "Results: 0% dropped (12/12 received)" in out, out

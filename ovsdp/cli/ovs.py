@@ -208,9 +208,12 @@ def start_ovsdb(lay, env, out):
 
 def start_vswitchd(lay, env, out):
     pid = read_pid(lay.pidfile("ovs-vswitchd"))
+    if pid and not on_ovsdp(pid):
+        raise OvsError(f"an ovs-vswitchd that is not on ovsdp runs with pid {pid} "
+                       f"({lay.pidfile('ovs-vswitchd')}): stop it first "
+                       "(/usr/share/openvswitch/scripts/ovs-ctl stop)")
     if pid:
-        note = "" if on_ovsdp(pid) else " (not on ovsdp: it does not have the library loaded)"
-        out(f"ovs-vswitchd is already running with pid {pid}{note}")
+        out(f"ovs-vswitchd is already running with pid {pid}")
         return
     venv = preload.environment(env, socket=lay.socket)
     # --detach returns once ovs-vswitchd has read its configuration
