@@ -13,6 +13,13 @@ Two namespaces behind veths are joined by each switch in turn (alternating,
 - the CPU time the switch's processes use per delivered UDP frame (Open
   vSwitch and ovsdp; the bridge works in softirq context).
 
+The switches: the Linux bridge; Open vSwitch's ovs-vswitchd with
+datapath_type=netdev (its userspace datapath, NORMAL); ovsdp with its own
+learning switch (``ovsdp switchd``); and the same ovs-vswitchd binary as
+the second, NORMAL too, with datapath_type=system on ovsdp (``ovsdp ovs
+start``): ovs-vswitchd on ovsdp against ovs-vswitchd on its userspace
+datapath.
+
 Prints each figure and ovsdp's ratio to each reference.  Needs root,
 iproute2 and iperf3; Open vSwitch (Debian's openvswitch-switch) is skipped
 with a note when it is absent.  By default it measures twice: with checksum
@@ -32,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netns import (  # noqa: E402
     LinuxBridge,
     Ovsdp,
+    OvsOnOvsdp,
     OvsUserspace,
     Topology,
     missing_prerequisite,
@@ -49,7 +57,7 @@ def main(argv=None):
     p.add_argument("--offloads", choices=("off", "on", "both"), default="both",
                    help="checksum offload (and so TSO) in the namespaces; Open vSwitch's "
                         "userspace datapath needs it off (default: measure both)")
-    p.add_argument("--switches", default="linux-bridge,ovs-netdev,ovsdp")
+    p.add_argument("--switches", default="linux-bridge,ovs-netdev,ovsdp,ovs-on-ovsdp")
     args = p.parse_args(argv)
     why = missing_prerequisite("forwarding.py")
     if why:
@@ -75,7 +83,8 @@ def retry(fn, sw, what):
 
 def measure(args, offloads):
     topo = Topology(offloads=offloads)
-    kinds = {"linux-bridge": LinuxBridge, "ovs-netdev": OvsUserspace, "ovsdp": Ovsdp}
+    kinds = {"linux-bridge": LinuxBridge, "ovs-netdev": OvsUserspace, "ovsdp": Ovsdp,
+             "ovs-on-ovsdp": OvsOnOvsdp}
     switches = []
     for name in args.switches.split(","):
         sw = kinds[name](topo)
@@ -137,11 +146,9 @@ def measure(args, offloads):
               f"{r or float('nan'):12.3f}")
     print("(CPU us/pkt: the switch's processes' CPU time per delivered UDP frame, lower is "
           "better;\n the bridge forwards in the kernel's softirq context and has none)")
-    mine = "ovsdp"
-    if mine in results:
-        for ref in ("linux-bridge", "ovs-netdev"):
-            if ref not in results or not results[ref]["udp_pps"]:
-                continue
+    for mine, ref in (("ovsdp", "linux-bridge"), ("ovsdp", "ovs-netdev"),
+                      ("ovs-on-ovsdp", "linux-bridge"), ("ovs-on-ovsdp", "ovs-netdev")):
+        if mine in results and ref in results and results[ref]["udp_pps"]:
             ratios = []
             for k, what in (("udp_pps", "UDP pps read"), ("udp_dlv", "UDP pps delivered"),
                             ("tcp_bps", "TCP")):
@@ -156,7 +163,7 @@ def measure(args, offloads):
             a, b = med(mine, "rtt_ms"), med(ref, "rtt_ms")
             if a and b:
                 ratios.append(f"RTT x{a / b:.2f}")
-            print(f"ovsdp / {ref}: " + ", ".join(ratios))
+            print(f"{mine} / {ref}: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

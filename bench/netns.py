@@ -145,6 +145,79 @@ class OvsUserspace:
         self.dir = None
 
 
+class OvsOnOvsdp:
+    """Open vSwitch's own ovs-vswitchd (NORMAL) with datapath_type=system on
+    ovsdp: ``ovsdp ovs start`` in a private run directory.  The same binary
+    as :class:`OvsUserspace`, with ovsdp as its kernel datapath."""
+
+    name = "ovs-on-ovsdp"
+
+    def __init__(self, topo):
+        self.topo = topo
+        self.dir = None
+        self.env = None
+        self.br = f"{topo.prefix}ovk"
+
+    def available(self):
+        ok, why = OvsUserspace(self.topo).available()
+        if ok and os.path.exists("/sys/class/net/ovs-system"):
+            return False, "an ovs-system device exists already (another datapath runs here)"
+        return ok, why
+
+    def _ovsdp(self, *args):
+        r = subprocess.run([sys.executable, "-m", "ovsdp", *args], env=self.env,
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError(f"ovsdp {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="ovsdpbench-ovs-")
+        d = self.dir
+        self.env = dict(os.environ, PYTHONPATH=ROOT, OVS_RUNDIR=d, OVS_DBDIR=d, OVS_LOGDIR=d,
+                        OVSDP_SOCKET=f"{d}/ovsdp.sock")
+        self._ovsdp("ovs", "start")
+        cmd = ["ovs-vsctl", f"--db=unix:{d}/db.sock", "--timeout=20", "add-br", self.br]
+        for p in self.topo.ports:
+            cmd += ["--", "add-port", self.br, p]
+        sh(*cmd)
+
+    def pids(self):
+        """ovs-vswitchd (handlers, revalidators) and the ovsdp daemon (which forwards)."""
+        out = []
+        for name in ("ovs-vswitchd", "ovsdp"):
+            try:
+                with open(f"{self.dir}/{name}.pid") as f:
+                    out.append(int(f.read().split()[0]))
+            except (OSError, ValueError, TypeError, IndexError):
+                pass
+        return out
+
+    def diagnose(self):
+        out = []
+        for log in ("ovsdp.log", "ovs-vswitchd.log"):
+            try:
+                with open(f"{self.dir}/{log}") as f:
+                    out.append(f"--- {log}\n{f.read()[-1500:]}")
+            except (OSError, TypeError):
+                pass
+        return "\n".join(out)
+
+    def stop(self):
+        if not self.dir:
+            return
+        try:
+            self._ovsdp("ovs", "stop")
+        except (RuntimeError, subprocess.TimeoutExpired):
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+
 class Ovsdp:
     """ovsdp's daemon and its learning switch, each a process of its own."""
 

@@ -262,6 +262,38 @@ def test_a_vswitchd_restart_keeps_the_datapath_and_its_flows(stack):
     assert show.count("system@ovs-system:") == 1 and all(p in show for p in stack.ports)
 
 
+def test_vxlan_between_ovs_on_ovsdp_and_a_linux_vxlan_device():
+    """OVS makes vxlan_sys_4789 (collect_md) and adds it as a netdev vport,
+    as on an in-tree kernel; the other end is Linux's own vxlan device."""
+    if not os.path.exists("/sys/module/vxlan") and run("modprobe", "vxlan", check=False):
+        pytest.skip("this kernel has no vxlan devices")
+    with Stack("x", hosts=1) as s:
+        remote = f"{P}xr"
+        run("ip", "netns", "add", remote)
+        s.made.append(remote)
+        run("ip", "link", "add", "u0", "netns", s.ns, "type", "veth", "peer", "name", "u1",
+            "netns", remote)
+        run("ip", "addr", "add", "172.31.77.1/24", "dev", "u0", ns=s.ns)
+        run("ip", "link", "set", "u0", "up", ns=s.ns)
+        run("ip", "addr", "add", "172.31.77.2/24", "dev", "u1", ns=remote)
+        run("ip", "link", "set", "u1", "up", ns=remote)
+        run("ip", "link", "add", "vx0", "type", "vxlan", "id", "100", "remote", "172.31.77.1",
+            "dstport", "4789", "dev", "u1", ns=remote)
+        run("ip", "addr", "add", "10.77.0.2/24", "dev", "vx0", ns=remote)
+        run("ip", "link", "set", "vx0", "up", ns=remote)
+        s.vsctl("add-br", s.br, "--", "add-port", s.br, s.ports[0], "--", "add-port", s.br,
+                "vx", "--", "set", "interface", "vx", "type=vxlan",
+                "options:remote_ip=172.31.77.2", "options:key=100")
+        assert s.wait_ping(1, "10.77.0.2"), s.log("ovs-vswitchd")
+        assert s.ping(1, "10.77.0.2") == (3, 3)
+        flows = s.appctl("dpctl/dump-flows")
+        assert "tunnel(tun_id=0x64" in flows and "set(tunnel(tun_id=0x64" in flows, flows
+        # OVS names the type after its own netdev; to the datapath it is a netdev vport
+        assert re.search(r"port \d+: vxlan_sys_4789 \(vxlan", s.dpctl_run("show"))
+        show = s.ovsdp("dpctl", "show").stdout
+        assert re.search(r"port \d+: vxlan_sys_4789\n", show), show
+
+
 def test_stop_leaves_no_process_device_or_socket():
     with Stack("b", hosts=1) as s:
         s.vsctl("add-br", s.br, "--", "add-port", s.br, s.ports[0])

@@ -897,6 +897,57 @@ def test_vxlan_with_linux_vxlan(net):
     assert rest == bytes.fromhex("08000000 00002a00") + inner_frame(tos=0x01)
 
 
+@needs_root
+def test_a_netdev_vport_on_a_collect_md_vxlan_device_is_a_tunnel_port(net):
+    """vxlan_sys_4789 as Open vSwitch makes it on an in-tree kernel: a Linux
+    vxlan device in external mode, attached as a netdev vport, carries the
+    tunnel metadata both ways (vport-netdev.c on such a device)."""
+    port = _free_udp_port()
+    dev = f"vxs{SFX}"
+    run("ip", "link", "add", dev, "type", "vxlan", "external", "dstport", str(port))
+    try:
+        run("ip", "link", "set", dev, "up")
+        net.peer_device("type", "vxlan", "id", "42", "remote", net.root_ip, "local", net.ns_ip,
+                        "dstport", str(port))
+        info = net.dpif.vport_new(net.dp, dev, "netdev")
+        assert info.type == U.OVS_VPORT_TYPE_NETDEV and info.options is None
+        assert net.vport(dev).ifindex == socket.if_nametoindex(dev)
+        vx = info.port_no
+        net.add_flow("in_port(0),eth()", f"set(tunnel(tun_id=0x2a,src={net.root_ip},"
+                                         f"dst={net.ns_ip},ttl=64,flags(key))),{vx}")
+        assert not net.ping(net.ov_ns, count=1)[0]
+        u = net.upcall_from(vx)
+        assert u is not None
+        tun = tun_summary(tunnel_of(u.key))
+        assert (tun["tun_id"], tun["src"], tun["dst"], tun["tp_dst"]) == (
+            42, net.ns_ip, net.root_ip, port), tun
+        net.add_flow(f"tunnel(tun_id=0x2a,src={net.ns_ip},dst={net.root_ip},ttl=0/0,"
+                     f"flags(+key)),in_port({vx}),eth()", "0")
+        ok, out = net.wait_ping(net.ov_ns)
+        assert ok, out
+        ok, out = net.ping(net.ov_ns, count=3)
+        assert ok and " 0% packet loss" in out, out
+        s = net.stats(dev)
+        assert s["rx_packets"] >= 3 and s["tx_packets"] >= 3
+    finally:
+        run("ip", "link", "del", dev, check=False)
+
+
+@needs_root
+def test_a_tunnel_device_ovsdp_has_no_tunnels_for_is_eopnotsupp(net):
+    if not _kernel_has("vxlan", "external", "gpe", "dstport", "4790"):
+        pytest.skip("no vxlan-gpe devices here")
+    dev = f"vxg{SFX}"
+    run("ip", "link", "add", dev, "type", "vxlan", "external", "gpe", "dstport",
+        str(_free_udp_port()))
+    try:
+        with pytest.raises(OSError) as e:
+            net.dpif.vport_new(net.dp, dev, "netdev")
+        assert e.value.errno == errno.EOPNOTSUPP and "vxlan-gpe" in str(e.value)
+    finally:
+        run("ip", "link", "del", dev, check=False)
+
+
 TCP_SERVER = """
 import socket
 s = socket.socket()

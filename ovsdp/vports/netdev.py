@@ -20,7 +20,7 @@ from .. import uapi as U
 from ..datapath.offload import VNET_HDR_LEN, ZERO_VNET, vlan_shift
 from ..datapath.vport import Vport, VportOps
 from ..netlink.attr import NetlinkError
-from . import netdev_util
+from . import netdev_util, rtnl_link, tunnel_dev
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +498,9 @@ class NetdevOps(VportOps):
                                                           netdev_util.ARPHRD_NONE):
             raise NetlinkError(errno.EINVAL, f"{name} cannot be attached (loopback or not "
                                "Ethernet)")
+        dev = rtnl_link.tunnel_device(ifindex) if module.real_devices else None
+        if dev is not None:         # vxlan_sys_4789 and friends: a tunnel port
+            return tunnel_dev.create(self, parms, dev, ifindex, netdev_util.mtu(name))
         vport.ifindex = ifindex
         vport.mtu = netdev_util.mtu(name)
         vport.ethernet = hw == netdev_util.ARPHRD_ETHER

@@ -506,6 +506,7 @@ class UdpTunnelVport(TunnelVport):
     """VXLAN and Geneve: a UDP port."""
 
     zero_csum6_ok = True                 # a zero UDP checksum over IPv6 is taken
+    claims_port = True                   # bind the UDP port (False: a Linux device holds it)
 
     def __init__(self, ops, parms):
         super().__init__(ops, parms)
@@ -526,7 +527,9 @@ class UdpTunnelVport(TunnelVport):
     def open_sockets(self):
         port = self.dst_port
         v6 = ipv6_available()
-        if v6:
+        if not self.claims_port:
+            c = None
+        elif v6:
             c = self._sock(socket.socket(socket.AF_INET6, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
                                          | socket.SOCK_CLOEXEC))
             c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -549,7 +552,8 @@ class UdpTunnelVport(TunnelVport):
         self._reader(self._rx4, self._read4)
         if self._rx6 is not None:
             self._reader(self._rx6, self._read6)
-        self._reader(c, self._drain)
+        if c is not None:
+            self._reader(c, self._drain)
 
     def _read4(self):
         if self._read_raw4("_rx4"):
