@@ -18,7 +18,9 @@ if [ "$want_ovs" = 1 ]; then
     pkgs="$pkgs openvswitch-switch openvswitch-common"
 fi
 if [ "$want_test" = 1 ]; then
-    pkgs="$pkgs util-linux mininet"
+    # openvswitch-source: Open vSwitch's kernel test suite (tests/ovs_kmod_suite.py),
+    # which also uses nc and tcpdump
+    pkgs="$pkgs util-linux mininet openvswitch-source netcat-openbsd tcpdump"
 fi
 missing=""
 for p in $pkgs; do

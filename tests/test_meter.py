@@ -133,3 +133,61 @@ def test_set_and_del_need_cap_net_admin(mdp, daemon):
         assert err_of(req, ro, U.OVS_METER_CMD_SET, meter(2, band(5, 5)), ifindex) == errno.EPERM
         assert err_of(req, ro, U.OVS_METER_CMD_DEL, nla_u32(U.OVS_METER_ATTR_ID, 2),
                       ifindex) == errno.EPERM
+
+
+# ---------------------------------------------------------------- dpctl
+def _dpctl(daemon, *argv):
+    import io
+
+    from ovsdp.cli import dpctl
+    out, err = io.StringIO(), io.StringIO()
+    rc = dpctl.run(list(argv), socket=daemon.path, stdout=out, stderr=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_dpctl_meter_commands(mdp, daemon):
+    dpif, _ = mdp
+    assert _dpctl(daemon, "meter-features") == (
+        0, "max_meter:200000 max_bands:1 band_types: drop\n", "")
+    rc, _, err = _dpctl(daemon, "add-meter", "mtr",
+                        "meter=7,pktps,burst,band=type=drop,rate=1,burst_size=3")
+    assert rc == 0, err
+    frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
+    k = F.extract(frame, K.make(in_port=1))
+    dpif.flow_new("mtr", FN.put_key(k, k, False), odp.parse_actions("meter(7),2"))
+    daemon.call(lambda: [daemon.module.vports_by_name["mtr1"].inject(frame)
+                         for _ in range(10)])
+    rc, out, _ = _dpctl(daemon, "meter-stats", "meter=7")     # the only datapath
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("meter:7 packet_in_count:10 byte_in_count:420 used:")
+    assert lines[1:] == ["0: packet_count:7 byte_count:294"]
+    # without the burst flag the burst is the rate: 1 of 10 goes through
+    assert _dpctl(daemon, "mod-meter", "mtr", "meter=7,pktps,band=type=drop,rate=1")[0] == 0
+    daemon.call(lambda: daemon.module.vports_by_name["mtr2"].fetch())
+    daemon.call(lambda: [daemon.module.vports_by_name["mtr1"].inject(frame)
+                         for _ in range(10)])
+    assert len(daemon.call(lambda: daemon.module.vports_by_name["mtr2"].fetch())) == 1
+    assert _dpctl(daemon, "del-meter", "mtr", "meter=7")[0] == 0
+    rc, _, err = _dpctl(daemon, "meter-stats", "mtr", "meter=7")
+    assert rc == 1 and "No such file or directory" in err
+
+
+@pytest.mark.parametrize("spec, text", [
+    ("band=type=drop,rate=1", "meter=ID is required"),
+    ("meter=1,pktps", "at least one band"),
+    ("meter=1,band=type=dscp_remark,rate=1", "the datapath has only drop"),
+    ("meter=1,band=rate=1", "a band starts with type="),
+    ("meter=1,band=type=drop", "a band needs rate="),
+    ("meter=x,band=type=drop,rate=1", "is not a number"),
+    ("meter=1,fast,band=type=drop,rate=1", "unknown meter field"),
+])
+def test_dpctl_meter_syntax_errors(mdp, daemon, spec, text):
+    rc, _, err = _dpctl(daemon, "add-meter", "mtr", spec)
+    assert rc == 1 and text in err, err
+
+
+def test_dpctl_two_bands_get_the_kernels_einval(mdp, daemon):
+    rc, _, err = _dpctl(daemon, "add-meter", "mtr",
+                        "meter=1,kbps,band=type=drop,rate=10,type=drop,rate=20")
+    assert rc == 1 and "Invalid argument" in err, err

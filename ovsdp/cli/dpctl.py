@@ -41,6 +41,7 @@ from ..client.dpif import Dpif
 from ..client.netlink import default_socket_path
 from ..netlink import attr as A
 from ..odp import OdpParseError, format_actions, format_key, parse_actions, parse_key
+from . import dpctl_meter
 
 PROGRAM = "ovsdp dpctl"
 DP_TYPE = "system"
@@ -90,7 +91,7 @@ usage: {prog} [OPTIONS] COMMAND [ARG...]
   add-flows [DP] FILE        add flows listed in FILE ("-" for stdin)
   mod-flows [DP] FILE        modify flows listed in FILE
   del-flows [DP] FILE        delete flows listed in FILE
-Each IFACE on add-dp, add-if, and set-if may be followed by
+{meters}Each IFACE on add-dp, add-if, and set-if may be followed by
 comma-separated options: type=TYPE (system, internal, vxlan, geneve,
 gre, dummy), port_no=N, and for vxlan/geneve dst_port=N (vxlan also
 exts=gbp).  For COMMAND dump-flows, add-flow, mod-flow, del-flow and
@@ -852,6 +853,7 @@ COMMANDS = [
     Command("add-flows", "[dp] file", 1, 2, "process_flows", True),
     Command("mod-flows", "[dp] file", 1, 2, "process_flows", True),
     Command("del-flows", "[dp] [file]", 0, 2, "del_flows", True),
+    *(Command(*c) for c in dpctl_meter.COMMANDS),
     Command("help", "", 0, INT_MAX, "help", False),
     Command("list-commands", "", 0, INT_MAX, "list_commands", False),
 ]
@@ -870,7 +872,7 @@ def _version():
         return "0.1.0"
 
 
-class DpctlSession:
+class DpctlSession(dpctl_meter.MeterCommands):
     """Runs dpctl commands against one ovsdp daemon over one connection.
 
     ``stdout``/``stderr`` are text streams (default: the process's).  The
@@ -1041,7 +1043,8 @@ class DpctlSession:
             return self.oserror(e, f"{cmd.name} failed")
 
     def usage(self):
-        self.print(USAGE.format(prog=self.program, default=U.OVSDP_DEFAULT_SOCKET))
+        self.print(USAGE.format(prog=self.program, default=U.OVSDP_DEFAULT_SOCKET,
+                                meters=dpctl_meter.USAGE))
 
     # ------------------------------------------------------ datapath lookup
     def dp_names(self):

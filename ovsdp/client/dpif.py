@@ -185,6 +185,30 @@ class Upcall:
         return u
 
 
+@dataclasses.dataclass
+class MeterStats:
+    """A meter's statistics (OVS_METER_CMD_GET/DEL/SET replies)."""
+
+    meter_id: int
+    packets: int = 0
+    bytes: int = 0
+    used_ms: int = 0
+    bands: list = dataclasses.field(default_factory=list)    # [(packets, bytes)]
+
+    @classmethod
+    def from_msg(cls, m):
+        st = cls(A.get_u32(m.attrs[U.OVS_METER_ATTR_ID]))
+        if U.OVS_METER_ATTR_STATS in m.attrs:
+            st.packets, st.bytes = U.OVS_FLOW_STATS.unpack(m.attrs[U.OVS_METER_ATTR_STATS])
+        if U.OVS_METER_ATTR_USED in m.attrs:
+            st.used_ms = A.get_u64(m.attrs[U.OVS_METER_ATTR_USED])
+        for _, band, _ in A.iter_attrs(m.attrs.get(U.OVS_METER_ATTR_BANDS, b"")):
+            for t, p, _ in A.iter_attrs(band):
+                if t & U.NLA_TYPE_MASK == U.OVS_BAND_ATTR_STATS:
+                    st.bands.append(U.OVS_FLOW_STATS.unpack(p))
+        return st
+
+
 class Dpif:
     """The datapath interface over one control connection."""
 
@@ -386,6 +410,45 @@ class Dpif:
         return [FlowInfo.from_msg(m) for m in
                 self._req(U.OVS_FLOW_FAMILY, U.OVS_FLOW_CMD_GET, self.ifindex(dp), attrs,
                           dump=True)]
+
+    # -------------------------------------------------------------- meters
+    def meter_features(self, dp=0):
+        """(max meters, max bands per meter, [band types])."""
+        m = self._req(U.OVS_METER_FAMILY, U.OVS_METER_CMD_FEATURES, self.ifindex(dp))[0]
+        types = []
+        for _, band, _ in A.iter_attrs(m.attrs.get(U.OVS_METER_ATTR_BANDS, b"")):
+            for t, p, _ in A.iter_attrs(band):
+                if t & U.NLA_TYPE_MASK == U.OVS_BAND_ATTR_TYPE:
+                    types.append(A.get_u32(p))
+        return (A.get_u32(m.attrs[U.OVS_METER_ATTR_MAX_METERS]),
+                A.get_u32(m.attrs[U.OVS_METER_ATTR_MAX_BANDS]), types)
+
+    def meter_set(self, dp, meter_id, bands, kbps=False, clear=False):
+        """OVS_METER_CMD_SET: ``bands`` is [(type, rate, burst)]; returns the
+        :class:`MeterStats` carried over from a meter it replaced (if any)."""
+        parts = [nla_u32(U.OVS_METER_ATTR_ID, meter_id)]
+        if kbps:
+            parts.append(nla_flag(U.OVS_METER_ATTR_KBPS))
+        if clear:
+            parts.append(nla_flag(U.OVS_METER_ATTR_CLEAR))
+        parts.append(nla_nest(U.OVS_METER_ATTR_BANDS, *[
+            nla_nest(U.OVS_BAND_ATTR_UNSPEC, nla_u32(U.OVS_BAND_ATTR_TYPE, t),
+                     nla_u32(U.OVS_BAND_ATTR_RATE, r), nla_u32(U.OVS_BAND_ATTR_BURST, b))
+            for t, r, b in bands]))
+        m = self._req(U.OVS_METER_FAMILY, U.OVS_METER_CMD_SET, self.ifindex(dp),
+                      b"".join(parts))[0]
+        return MeterStats.from_msg(m)
+
+    def meter_get(self, dp, meter_id):
+        m = self._req(U.OVS_METER_FAMILY, U.OVS_METER_CMD_GET, self.ifindex(dp),
+                      nla_u32(U.OVS_METER_ATTR_ID, meter_id))[0]
+        return MeterStats.from_msg(m)
+
+    def meter_del(self, dp, meter_id):
+        """OVS_METER_CMD_DEL: the deleted meter's last statistics."""
+        m = self._req(U.OVS_METER_FAMILY, U.OVS_METER_CMD_DEL, self.ifindex(dp),
+                      nla_u32(U.OVS_METER_ATTR_ID, meter_id))[0]
+        return MeterStats.from_msg(m)
 
     # ------------------------------------------------------------- packets
     def execute(self, dp, packet, key, actions, mru=None, hash=None, upcall_pid=None,
