@@ -24,7 +24,7 @@ from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath import key_layout as K
 from ovsdp.netlink.attr import nla, nla_nest, nla_string, nla_u32
 
-from .conftest import raw_connect, subprocess_daemon
+from .conftest import add_arp_flows, raw_connect, subprocess_daemon
 
 RAW_NAME = "fz\udcff"            # bytes 66 7a ff, as get_string decodes them
 
@@ -361,11 +361,7 @@ def test_dumps_that_are_never_read_do_not_hold_up_another(daemon, dpif):
     """Twenty clients start a flow dump of 3,000 flows and never read it."""
     dpif.dp_new("fzd2")
     ifindex = dpif.ifindex("fzd2")
-    meta = K.make(in_port=1)
-    for i in range(3000):
-        k = F.extract(bytes(6) + (i + 1).to_bytes(6, "big") + b"\x08\x06" + bytes(28), meta)
-        dpif.flow_new("fzd2", FN.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
-                      echo=False)
+    add_arp_flows(dpif, "fzd2", 3000)
     flow_family = dpif.sock.family(U.OVS_FLOW_FAMILY).id
     hostile = []
     try:

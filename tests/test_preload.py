@@ -20,12 +20,8 @@ import pytest
 
 from ovsdp import preload
 from ovsdp import uapi as U
-from ovsdp.datapath import flow_key as F
-from ovsdp.datapath import flow_netlink as FN
-from ovsdp.datapath import key_layout as K
-from ovsdp.netlink.attr import nla_u32
 
-from .conftest import ROOT
+from .conftest import ROOT, add_arp_flows
 
 PRELUDE = f"""
 import errno, json, os, select, socket, struct, sys
@@ -76,6 +72,26 @@ def run_preloaded(daemon_path, body, user=None, input=None, timeout=30, env=None
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"no result:\n{r.stdout}\n{r.stderr}"
     return json.loads(lines[-1]), r.stderr
+
+
+def run_preloaded_with_pause(daemon_path, body, between, timeout=30):
+    """Like :func:`run_preloaded`, for a program that prints one JSON line,
+    then waits for a line on stdin: ``between(first_line)`` runs in between."""
+    e = preload.environment(socket=daemon_path)
+    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(body)], env=e,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        between(json.loads(proc.stdout.readline()))
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    return json.loads(stdout.splitlines()[-1])
 
 
 def test_the_library_builds_and_names_its_build_by_its_source():
@@ -143,11 +159,7 @@ def test_replies_are_in_the_socket_when_send_returns(daemon):
 def test_a_dump_is_read_to_its_end_without_eagain(daemon, dpif):
     dpif.dp_new("pldump")
     ifindex = dpif.ifindex("pldump")
-    meta = K.make(in_port=1)
-    for i in range(3000):
-        k = F.extract(bytes(6) + (i + 1).to_bytes(6, "big") + b"\x08\x06" + bytes(28), meta)
-        dpif.flow_new("pldump", FN.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
-                      echo=False)
+    add_arp_flows(dpif, "pldump", 3000)
     got, _ = run_preloaded(daemon.path, f"""
         s = nlsock(nonblock=True)
         s.send(getfamily("ovs_flow"))
@@ -228,8 +240,10 @@ def test_socket_options_go_to_the_daemon_and_getsockopt_answers(daemon):
 
 
 def test_poll_and_epoll_see_what_is_queued_and_what_is_multicast(daemon, dpif):
-    e = preload.environment(socket=daemon.path)
-    prog = PRELUDE + textwrap.dedent("""
+    def create(first):
+        assert first == {"ready": 1}
+        dpif.dp_new("plpoll")
+    got = run_preloaded_with_pause(daemon.path, """
         s = nlsock(nonblock=True)
         s.send(getfamily("ovs_datapath"))          # the reply waits in the library
         p = select.poll()
@@ -250,21 +264,7 @@ def test_poll_and_epoll_see_what_is_queued_and_what_is_multicast(daemon, dpif):
         r["mcast_epoll"] = len(mp.poll(5))
         r["mcast_type"] = headers(m.recv(65536))[0][1]
         out(**r)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", prog], env=e, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert json.loads(proc.stdout.readline()) == {"ready": 1}
-        dpif.dp_new("plpoll")
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        stdout, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, stderr
-    got = json.loads(stdout.splitlines()[-1])
+    """, create)
     assert (got["poll"], got["epoll"]) == (1, 1)
     assert (got["poll_after"], got["epoll_after"]) == (0, 0)
     assert got["mcast_before"] == 0 and got["mcast_epoll"] == 1
@@ -274,8 +274,14 @@ def test_poll_and_epoll_see_what_is_queued_and_what_is_multicast(daemon, dpif):
 def test_lost_upcalls_are_enobufs_once(daemon, dpif):
     dpif.dp_new("pllost")
     dpif.vport_new("pllost", "pllost1", "dummy", port_no=1)
-    e = preload.environment(socket=daemon.path)
-    prog = PRELUDE + textwrap.dedent("""
+    n = 300
+
+    def flood(first):
+        dpif.vport_set("pllost", name="pllost1", upcall_pids=[first["portid"]])
+        frame = bytes(11) + b"\x01\x08\x00" + bytes(60000)
+        daemon.call(lambda: [daemon.module.vports_by_name["pllost1"].inject(frame)
+                             for _ in range(n)])
+    got = run_preloaded_with_pause(daemon.path, """
         s = nlsock(nonblock=True)
         s.bind((0, 0))
         print(json.dumps({"portid": s.getsockname()[0]}), flush=True)
@@ -292,25 +298,7 @@ def test_lost_upcalls_are_enobufs_once(daemon, dpif):
                 assert e.errno == errno.ENOBUFS, e
                 lost += 1
         out(got=got, lost=lost)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", prog], env=e, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        portid = json.loads(proc.stdout.readline())["portid"]
-        dpif.vport_set("pllost", name="pllost1", upcall_pids=[portid])
-        frame = bytes(11) + b"\x01\x08\x00" + bytes(60000)
-        n = 300
-        daemon.call(lambda: [daemon.module.vports_by_name["pllost1"].inject(frame)
-                             for _ in range(n)])
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, stderr
-    got = json.loads(stdout.splitlines()[-1])
+    """, flood)
     n_lost = dpif.dp_get("pllost").n_lost
     assert n_lost > 0 and got["lost"] == 1 and got["got"] + n_lost == n
 
