@@ -49,7 +49,7 @@ def udp_frame(src_ip, dst_ip, sport, dport, src_mac=b"\x00\x00\x00\x00\x00\x01",
 
 def setup(n_ports=2):
     m = Module(real_devices=False)
-    dp = m.new_datapath("bench")
+    dp = m.new_datapath(m.init_net, "bench")
     m.new_vport(VportParms("bench", U.OVS_VPORT_TYPE_INTERNAL, None, dp, 0, b"\0\0\0\0"))
     m.add_datapath(dp)
     ports = [m.new_vport(VportParms(f"p{i}", U.OVS_VPORT_TYPE_DUMMY, None, dp, i,
@@ -212,7 +212,7 @@ def bench_control(n_flows, n_upcalls):
         c.flow_flush("cb")
         # upcall round trips: inject a miss, the handler reads the MISS upcall
         # and sends the packet back with EXECUTE
-        vp = daemon.module.vports_by_name["cb1"]
+        vp = daemon.module.init_net.vports_by_name["cb1"]
         frame = udp_frame(ip_int("10.0.0.1"), ip_int("10.0.0.2"), 5, 6)
         done = 0
         t0 = time.perf_counter()

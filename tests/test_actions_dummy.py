@@ -144,7 +144,7 @@ def dp(daemon):
 
 
 def fetch(daemon, port):
-    return daemon.call(lambda: daemon.module.vports_by_name[port].fetch())
+    return daemon.call(lambda: daemon.module.init_net.vports_by_name[port].fetch())
 
 
 @pytest.mark.parametrize("name,make,actions,expect", CASES, ids=[c[0] for c in CASES])

@@ -249,14 +249,14 @@ def test_vport_new_no_free_port_efbig(daemon, dpif):
     dpif.dp_new("dpf")
 
     def fill():
-        dp = daemon.module.find_datapath("dpf")
+        dp = daemon.module.find_datapath(daemon.module.init_net, "dpf")
         for p in range(1, U.DP_MAX_PORTS):
             dp.ports.setdefault(p, dp.ports[0])
     daemon.call(fill)
     try:
         assert err_of(dpif.vport_new, "dpf", "d1", "dummy") == errno.EFBIG
     finally:
-        daemon.call(lambda: [daemon.module.find_datapath("dpf").ports.pop(p)
+        daemon.call(lambda: [daemon.module.find_datapath(daemon.module.init_net, "dpf").ports.pop(p)
                              for p in range(1, U.DP_MAX_PORTS)])
 
 

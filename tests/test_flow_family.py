@@ -60,11 +60,11 @@ def dp(daemon, dpif):
 
 
 def inject(daemon, port, data):
-    daemon.call(lambda: daemon.module.vports_by_name[port].inject(data))
+    daemon.call(lambda: daemon.module.init_net.vports_by_name[port].inject(data))
 
 
 def fetch(daemon, port):
-    return daemon.call(lambda: daemon.module.vports_by_name[port].fetch())
+    return daemon.call(lambda: daemon.module.init_net.vports_by_name[port].fetch())
 
 
 # ------------------------------------------------------------- flow family
@@ -413,7 +413,7 @@ def test_slow_handler_costs_lost_upcalls_not_memory(dp):
     try:
         dpif.vport_set("fdp", name="in1", upcall_pids=[lazy.portid])
         data = frame(payload=b"y" * 200)
-        daemon.call(lambda: [daemon.module.vports_by_name["in1"].inject(data)
+        daemon.call(lambda: [daemon.module.init_net.vports_by_name["in1"].inject(data)
                              for _ in range(30000)])
         d = dpif.dp_get("fdp")
         assert d.n_missed == 30000 and d.n_lost > 0

@@ -135,7 +135,7 @@ def test_a_frame_that_fails_does_not_drop_the_rest_of_its_batch(daemon, dpif):
         return real(dp, skb, key, acts)
 
     def run():
-        dp = module.find_datapath("fzb")
+        dp = module.find_datapath(module.init_net, "fzb")
         module.execute_actions = flaky
         try:
             dp.receive_batch([good[0], bad, good[1], bad, good[2]], dp.ports[1])
@@ -289,7 +289,7 @@ def test_upcalls_are_bounded_in_bytes_and_the_handler_hears_of_the_loss(daemon, 
         lazy.sock.family(U.OVS_PACKET_FAMILY)        # no request of its own in the way
         frame = bytes(11) + b"\x01\x08\x00" + bytes(60000)
         n = 400                                          # 24 MB of upcalls
-        daemon.call(lambda: [daemon.module.vports_by_name["fzu1"].inject(frame)
+        daemon.call(lambda: [daemon.module.init_net.vports_by_name["fzu1"].inject(frame)
                              for _ in range(n)])
         conn = _conn_of(daemon, lazy.portid)
         assert daemon.call(lambda: conn.outq_bytes) <= OUTQ_BYTES + 61000
@@ -302,7 +302,7 @@ def test_upcalls_are_bounded_in_bytes_and_the_handler_hears_of_the_loss(daemon, 
         assert e.value.errno == errno.ENOBUFS and f"({n_lost} messages lost)" in str(e.value)
         assert got + n_lost == n
         assert lazy.recv_upcall(0.2) is None             # the loss is told once
-        daemon.call(lambda: daemon.module.vports_by_name["fzu1"].inject(frame))
+        daemon.call(lambda: daemon.module.init_net.vports_by_name["fzu1"].inject(frame))
         assert lazy.recv_upcall(2) is not None           # and upcalls flow again
     finally:
         lazy.close()

@@ -103,9 +103,9 @@ def test_meter_action_in_a_flow_drops_over_the_rate(mdp, daemon):
     frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
     k = F.extract(frame, K.make(in_port=1))
     dpif.flow_new("mtr", FN.put_key(k, k, False), odp.parse_actions("meter(7),2"))
-    daemon.call(lambda: [daemon.module.vports_by_name["mtr1"].inject(frame)
+    daemon.call(lambda: [daemon.module.init_net.vports_by_name["mtr1"].inject(frame)
                          for _ in range(10)])
-    sent = daemon.call(lambda: daemon.module.vports_by_name["mtr2"].fetch())
+    sent = daemon.call(lambda: daemon.module.init_net.vports_by_name["mtr2"].fetch())
     assert len(sent) == 3
     (g,) = req(dpif, U.OVS_METER_CMD_GET, nla_u32(U.OVS_METER_ATTR_ID, 7), ifindex)
     assert stats(g) == (10, 10 * len(frame))
@@ -155,7 +155,7 @@ def test_dpctl_meter_commands(mdp, daemon):
     frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
     k = F.extract(frame, K.make(in_port=1))
     dpif.flow_new("mtr", FN.put_key(k, k, False), odp.parse_actions("meter(7),2"))
-    daemon.call(lambda: [daemon.module.vports_by_name["mtr1"].inject(frame)
+    daemon.call(lambda: [daemon.module.init_net.vports_by_name["mtr1"].inject(frame)
                          for _ in range(10)])
     rc, out, _ = _dpctl(daemon, "meter-stats", "meter=7")     # the only datapath
     assert rc == 0
@@ -164,10 +164,10 @@ def test_dpctl_meter_commands(mdp, daemon):
     assert lines[1:] == ["0: packet_count:7 byte_count:294"]
     # without the burst flag the burst is the rate: 1 of 10 goes through
     assert _dpctl(daemon, "mod-meter", "mtr", "meter=7,pktps,band=type=drop,rate=1")[0] == 0
-    daemon.call(lambda: daemon.module.vports_by_name["mtr2"].fetch())
-    daemon.call(lambda: [daemon.module.vports_by_name["mtr1"].inject(frame)
+    daemon.call(lambda: daemon.module.init_net.vports_by_name["mtr2"].fetch())
+    daemon.call(lambda: [daemon.module.init_net.vports_by_name["mtr1"].inject(frame)
                          for _ in range(10)])
-    assert len(daemon.call(lambda: daemon.module.vports_by_name["mtr2"].fetch())) == 1
+    assert len(daemon.call(lambda: daemon.module.init_net.vports_by_name["mtr2"].fetch())) == 1
     assert _dpctl(daemon, "del-meter", "mtr", "meter=7")[0] == 0
     rc, _, err = _dpctl(daemon, "meter-stats", "mtr", "meter=7")
     assert rc == 1 and "No such file or directory" in err

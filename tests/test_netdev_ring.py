@@ -55,7 +55,7 @@ class FakeSock:
 @pytest.fixture
 def port():
     m = Module(real_devices=False)
-    dp = m.new_datapath("rdp")
+    dp = m.new_datapath(m.init_net, "rdp")
     m.new_vport(VportParms("rdp", U.OVS_VPORT_TYPE_INTERNAL, None, dp, 0, b"\0\0\0\0"))
     m.add_datapath(dp)
     out = m.new_vport(VportParms("out2", U.OVS_VPORT_TYPE_DUMMY, None, dp, 2, b"\0\0\0\0"))

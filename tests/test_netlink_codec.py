@@ -285,5 +285,25 @@ def test_multicast_membership_and_echo():
     core.notify(fam, R, b"note")
     assert a.out == [b"note"] and b.out == [b"note"]    # a: echo only, not twice
     core.forget(b)
-    core.notify(fam, None, b"again")
+    core.multicast(fam.group_id(), b"again", a.net)
     assert b.out == [b"note"] and a.out[-1] == b"again"
+
+
+def test_multicast_stays_in_the_namespace_of_the_request():
+    """genl_notify() multicasts in genl_info_net(): a member whose socket is
+    in another namespace hears nothing; the echo still reaches the sender."""
+    core, fam, _ = _core_with_family()
+    here, there = object(), object()
+    a, b, c = ListPeer(1), ListPeer(2), ListPeer(1)
+    a.net = b.net = here
+    c.net = there                        # the same port id, another namespace
+    for p in (a, b, c):
+        core.join(p, fam.group_id())
+
+    class R:
+        peer = a
+        hdr = type("H", (), {"flags": 0})()
+    core.notify(fam, R, b"note")
+    assert a.out == [b"note"] and b.out == [b"note"] and c.out == []
+    core.multicast(fam.group_id(), b"there", there)
+    assert c.out == [b"there"] and b.out == [b"note"]

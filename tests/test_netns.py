@@ -686,6 +686,77 @@ def test_sigterm_leaves_nothing_behind():
         assert "Traceback" not in n.logs(), n.logs()
 
 
+def _links(ns=None):
+    out = run("ip", "-o", "link", "show", ns=ns, capture=True)
+    return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines()}
+
+
+def test_a_client_in_another_namespace_gets_its_own_datapaths():
+    """Datapaths per network namespace, as the kernel keeps them (ovs_net):
+    ovsdp dpctl, run in namespace SW against a daemon in this one, makes its
+    datapath there: the TAP device, the packet sockets on SW's veths (frames
+    cross), the device watch (a veth deleted in SW detaches its port); the
+    daemon's own namespace neither sees it nor gets its devices.  Deleting
+    SW destroys the datapath (ovs_exit_net), so Linux can free SW and with
+    it the hosts' veths."""
+    need("ping")
+    tmp = tempfile.mkdtemp(prefix="ovsdp-netns-")
+    sock = os.path.join(tmp, "ovsdp.sock")
+    sw, dp = f"{PREFIX}nsw", f"{PREFIX}nd"
+    hosts = [f"{PREFIX}nh{i}" for i in (1, 2)]
+    ports = [f"{PREFIX}n{i}" for i in (1, 2)]
+    made = []
+
+    def dpctl(*argv, ns=sw):
+        return run("ip", "netns", "exec", ns, sys.executable, "-m", "ovsdp", "dpctl",
+                   "--socket", sock, *argv, capture=True)
+    try:
+        with subprocess_daemon(sock):
+            for ns in (sw, *hosts):
+                run("ip", "netns", "add", ns)
+                made.append(ns)
+            for i, (h, port) in enumerate(zip(hosts, ports, strict=True), 1):
+                run("ip", "link", "add", "eth0", "netns", h, "type", "veth", "peer", "name",
+                    port, "netns", sw)
+                run("ip", "addr", "add", f"{NET4}.{i}/24", "dev", "eth0", ns=h)
+                run("ip", "link", "set", "eth0", "up", ns=h)
+                run("ip", "link", "set", port, "up", ns=sw)
+            dpctl("add-dp", dp, *ports)
+            dpctl("add-flow", dp, "in_port(1),eth(),eth_type(0x0800),ipv4()", "2")
+            dpctl("add-flow", dp, "in_port(2),eth(),eth_type(0x0800),ipv4()", "1")
+            dpctl("add-flow", dp, "in_port(1),eth(),eth_type(0x0806),arp()", "2")
+            dpctl("add-flow", dp, "in_port(2),eth(),eth_type(0x0806),arp()", "1")
+            assert dp in _links(sw) and dp not in _links()
+            assert ping(hosts[0], f"{NET4}.2")[:2] == (3, 3), _daemon_log(sock)
+            with Dpif(sock) as here:
+                assert dp not in [d.name for d in here.dp_dump()]
+                here.dp_new(dp, upcall_pid=0)         # the same name, in this namespace
+                assert dp in _links()
+                here.dp_del(dp)
+            run("ip", "link", "del", ports[1], ns=sw)
+            deadline = time.monotonic() + 5
+            while ports[1] in dpctl("show", dp) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ports[1] not in dpctl("show", dp), _daemon_log(sock)
+            run("ip", "netns", "del", sw)
+            made.remove(sw)
+            deadline = time.monotonic() + 15
+            while "eth0" in _links(hosts[0]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "eth0" not in _links(hosts[0]), _daemon_log(sock)
+            assert "is gone, destroying the datapath" in _daemon_log(sock)
+        assert "Traceback" not in _daemon_log(sock)
+    finally:
+        for ns in made:
+            run("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _daemon_log(sock):
+    with open(sock + ".log") as f:
+        return f.read()
+
+
 def wait_quiet(c, dp, quiet=1.0, timeout=10.0):
     """Wait until the datapath has had no miss for ``quiet`` seconds (hosts settled)."""
     deadline = time.monotonic() + timeout

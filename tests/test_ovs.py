@@ -46,8 +46,11 @@ PING_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
 class Stack:
     """A switch namespace with Open vSwitch on ovsdp, and hosts behind veths."""
 
-    def __init__(self, tag, hosts=3):
+    def __init__(self, tag, hosts=3, first=1, socket=None):
+        """Hosts 10.77.0.<first>...; ``socket``: the ovsdp daemon another
+        Stack started (else this one starts its own)."""
         self.ns = f"{P}{tag}sw"
+        self.first = first
         self.hosts = [f"{P}{tag}h{i}" for i in range(1, hosts + 1)]
         self.ports = [f"{P}{tag}v{i}" for i in range(1, hosts + 1)]
         self.br = f"{P}{tag}br"
@@ -55,7 +58,7 @@ class Stack:
         os.chmod(self.dir, 0o755)
         self.env = dict(os.environ, PYTHONPATH=ROOT, OVS_RUNDIR=f"{self.dir}/run",
                         OVS_DBDIR=f"{self.dir}/db", OVS_LOGDIR=f"{self.dir}/log",
-                        OVSDP_SOCKET=f"{self.dir}/run/ovsdp.sock")
+                        OVSDP_SOCKET=socket or f"{self.dir}/run/ovsdp.sock")
         self.made = []
 
     def __enter__(self):
@@ -63,7 +66,8 @@ class Stack:
             run("ip", "netns", "add", self.ns)
             self.made.append(self.ns)
             run("ip", "link", "set", "lo", "up", ns=self.ns)
-            for i, (h, port) in enumerate(zip(self.hosts, self.ports, strict=True), 1):
+            for i, (h, port) in enumerate(zip(self.hosts, self.ports, strict=True),
+                                          self.first):
                 run("ip", "netns", "add", h)
                 self.made.append(h)
                 run("ip", "link", "add", "eth0", "netns", h, "type", "veth",
@@ -168,8 +172,11 @@ def test_start_status_and_a_clean_log(stack):
     log = stack.log("ovs-vswitchd")
     assert "Datapath dispatch mode: per-cpu" in log
     assert "does not support meters" not in log
-    bad = [ln for ln in log.splitlines() if "|WARN|" in ln or "|ERR|" in ln or "|EMER|" in ln]
-    assert bad == [], "\n".join(bad)
+    assert _complaints(log) == []
+
+
+def _complaints(log):
+    return [ln for ln in log.splitlines() if "|WARN|" in ln or "|ERR|" in ln or "|EMER|" in ln]
 
 
 def test_normal_switches_ipv4_and_ipv6(stack):
@@ -292,6 +299,64 @@ def test_vxlan_between_ovs_on_ovsdp_and_a_linux_vxlan_device():
         assert re.search(r"port \d+: vxlan_sys_4789 \(vxlan", s.dpctl_run("show"))
         show = s.ovsdp("dpctl", "show").stdout
         assert re.search(r"port \d+: vxlan_sys_4789\n", show), show
+
+
+def _link_names(ns):
+    links = run("ip", "-o", "link", "show", ns=ns, capture=True)
+    return {ln.split(":")[1].strip().split("@")[0] for ln in links.splitlines()}
+
+
+def test_two_hypervisors_in_two_namespaces_on_one_ovsdp():
+    """Datapaths per network namespace, as on Linux: two ovs-vswitchd, each in
+    its own namespace with its own ovs-system, on one ovsdp daemon (which
+    runs in the first), joined by VXLAN over an underlay veth.  Each sees
+    only its own datapath; devices appear in their own namespace; when the
+    second namespace is deleted, its datapath goes (ovs_exit_net) and
+    Linux can free the namespace."""
+    if not os.path.exists("/sys/module/vxlan") and run("modprobe", "vxlan", check=False):
+        pytest.skip("this kernel has no vxlan devices")
+    with Stack("p", hosts=1) as a:
+        b = Stack("q", hosts=1, first=2, socket=a.env["OVSDP_SOCKET"])
+        with b:
+            run("ip", "link", "add", "u0", "netns", a.ns, "type", "veth", "peer", "name",
+                "u1", "netns", b.ns)
+            for s, addr, dev, peer in ((a, "172.31.78.1", "u0", "172.31.78.2"),
+                                       (b, "172.31.78.2", "u1", "172.31.78.1")):
+                run("ip", "addr", "add", f"{addr}/24", "dev", dev, ns=s.ns)
+                run("ip", "link", "set", dev, "up", ns=s.ns)
+                s.vsctl("add-br", s.br, "--", "add-port", s.br, s.ports[0], "--",
+                        "add-port", s.br, "vx", "--", "set", "interface", "vx", "type=vxlan",
+                        f"options:remote_ip={peer}", "options:key=100")
+            assert a.wait_ping(1, "10.77.0.2"), a.log("ovs-vswitchd") + b.log("ovs-vswitchd")
+            assert a.ping(1, "10.77.0.2") == (3, 3)
+            assert b.ping(1, "10.77.0.1") == (3, 3)
+            for s, other in ((a, b), (b, a)):
+                show = s.dpctl_run("show")
+                assert show.count("system@ovs-system:") == 1, show
+                assert f": {s.ports[0]}" in show and f": {s.br}" in show, show
+                assert other.ports[0] not in show and other.br not in show, show
+                assert "vxlan_sys_4789" in show, show
+                links = _link_names(s.ns)
+                assert {"ovs-system", s.br, "vxlan_sys_4789"} <= links, links
+                assert other.br not in links, links
+                flows = s.appctl("dpctl/dump-flows")
+                assert "tunnel(tun_id=0x64" in flows, flows
+            # the daemon's own view (it runs in a's namespace) is a's datapath
+            assert b.br not in a.ovsdp("dpctl", "show").stdout
+            # b's ovs-vswitchd goes, as does its namespace: the datapath follows
+            for s in (a, b):
+                assert _complaints(s.log("ovs-vswitchd")) == []
+            assert "left running" in b.ovsdp("ovs", "stop").stdout      # a's daemon
+            run("ip", "netns", "del", b.ns)
+            b.made.remove(b.ns)
+            deadline = time.monotonic() + 15
+            while "eth0" in _link_names(b.hosts[0]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # the host's veth went with the namespace Linux could now free
+            assert "eth0" not in _link_names(b.hosts[0]), a.log("ovsdp")
+            assert "is gone, destroying the datapath" in a.log("ovsdp")
+            assert a.ping(1, "10.77.0.2", count=1)[1] == 0
+            assert "system@ovs-system:" in a.dpctl_run("show")
 
 
 def test_stop_leaves_no_process_device_or_socket():

@@ -279,7 +279,7 @@ def test_lost_upcalls_are_enobufs_once(daemon, dpif):
     def flood(first):
         dpif.vport_set("pllost", name="pllost1", upcall_pids=[first["portid"]])
         frame = bytes(11) + b"\x01\x08\x00" + bytes(60000)
-        daemon.call(lambda: [daemon.module.vports_by_name["pllost1"].inject(frame)
+        daemon.call(lambda: [daemon.module.init_net.vports_by_name["pllost1"].inject(frame)
                              for _ in range(n)])
     got = run_preloaded_with_pause(daemon.path, """
         s = nlsock(nonblock=True)

@@ -161,10 +161,10 @@ def test_pyroute2_gets_upcalls_at_the_port_id_it_computed(daemon, dpif):
         other.bind("ovs_packet", ovs_packet_msg)
         assert pkt.epid != other.epid                     # the second took the next id
         assert raw.getsockname() == (pkt.epid, 0)
-        assert daemon.call(lambda: daemon.module.peers.get(pkt.epid)) is not None
+        assert daemon.call(lambda: daemon.module.init_net.peers.get(pkt.epid)) is not None
         dpif.vport_set("pr3", name="pr3p", upcall_pids=[pkt.epid])
         frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
-        daemon.call(lambda: daemon.module.vports_by_name["pr3p"].inject(frame))
+        daemon.call(lambda: daemon.module.init_net.vports_by_name["pr3p"].inject(frame))
         assert select.select([raw], [], [], 5)[0]
         d = raw.recv(1 << 16)
         mtype, _flags, _seq, pid = struct.unpack_from("=HHII", d, 4)

@@ -29,7 +29,7 @@ def frame(src, dst, payload=b"hello"):
 
 
 def fetch(daemon, port):
-    return daemon.call(lambda: daemon.module.vports_by_name[port].fetch())
+    return daemon.call(lambda: daemon.module.init_net.vports_by_name[port].fetch())
 
 
 @pytest.fixture

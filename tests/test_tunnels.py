@@ -160,7 +160,7 @@ class MemNet:
         return v.port_no
 
     def vport(self, name):
-        return self.daemon.call(lambda: self.daemon.module.vports_by_name[name])
+        return self.daemon.call(lambda: self.daemon.module.init_net.vports_by_name[name])
 
     def call(self, fn, *args):
         return self.daemon.call(fn, *args)
@@ -169,7 +169,7 @@ class MemNet:
         self.dpif.execute(self.dp, frame, odp.parse_key(key)[0], odp.parse_actions(actions))
 
     def sent(self, name):
-        return self.daemon.call(lambda: list(self.daemon.module.vports_by_name[name].sent))
+        return self.daemon.call(lambda: list(self.daemon.module.init_net.vports_by_name[name].sent))
 
     def stats(self, name):
         v = self.dpif.vport_get(self.dp, name)
@@ -377,7 +377,7 @@ def test_receive_completes_offloads_of_local_senders(mem):
     mem.dpif.flow_new(mem.dp, k, odp.parse_actions(f"{loc}"), mask=m)
     big = tcp_frame(bytes(range(256)) * 20, partial=True)
     mem.rx("vx0", "receive_ipv4", udp4(src, dst, 1, 4789, vxlan_pkt(1, big)))
-    delivered = mem.call(lambda: list(mem.daemon.module.vports_by_name["loc"].delivered))
+    delivered = mem.call(lambda: list(mem.daemon.module.init_net.vports_by_name["loc"].delivered))
     # (the in-memory internal port keeps the frames it would give the host:
     # segmented, with complete checksums)
     assert len(delivered) == 4 and all(len(d) <= 1514 for d in delivered)
@@ -736,7 +736,7 @@ class Underlay:
         assert rc == 0, "".join(out)
 
     def vport(self, name):
-        return self.daemon.call(lambda: self.daemon.module.vports_by_name[name])
+        return self.daemon.call(lambda: self.daemon.module.init_net.vports_by_name[name])
 
     def stats(self, name):
         return stats_dict(self.dpif.vport_get(self.dp, name).stats)

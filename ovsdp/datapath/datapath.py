@@ -36,8 +36,9 @@ def now_ms():
 class Datapath:
     """struct datapath."""
 
-    def __init__(self, module, name, ifindex_hint=0):
+    def __init__(self, module, net, name, ifindex_hint=0):
         self.module = module
+        self.net = net                   # ovs_dp_get_net(): the namespace it was made in
         self.name = name
         self.ports = {}                  # port_no -> Vport
         self.ports_gen = 0               # bumped when ports come and go (flows cache vports)
@@ -345,4 +346,4 @@ class Datapath:
             parts.append(nla(U.OVS_PACKET_ATTR_PACKET, pkt))
         body = U.OVS_HEADER.pack(dp_ifindex) + b"".join(parts)
         msg = module.packet_family.message(cmd, 0, 0, 0, body)
-        return module.unicast(portid, msg, "upcall")
+        return module.unicast(self.net, portid, msg, "upcall")

@@ -1,12 +1,21 @@
 """Module init (dp_init): vport types, generic netlink families, datapaths.
 
 :class:`Module` is the whole "kernel module" of ovsdp, sans I/O: it holds the
-registered vport types and families, the datapaths and their ports, and
-answers control messages through its :class:`~ovsdp.netlink.genl.GenlCore`.
-The transport plugs peers in (``add_peer``/``remove_peer``) and an event
-loop (``loop``) for vport types that do real I/O.
+registered vport types and families, the network namespaces with their
+datapaths and ports, and answers control messages through its
+:class:`~ovsdp.netlink.genl.GenlCore`.  The transport plugs peers in
+(``add_peer``/``remove_peer``, each in an :class:`OvsNet`) and an event loop
+(``loop``) for vport types that do real I/O.
+
+Network namespaces are as in the kernel (``struct ovs_net``, pernet
+operations): each has its own datapaths, vport names, device ifindexes and
+netlink port ids; a request sees only its own namespace's, notifications
+and upcalls stay in the datapath's.  The I/O side gives a namespace other
+than the daemon's own an ``enter`` that switches into it, and the vport
+types create their devices and sockets inside it.
 """
 
+import contextlib
 import errno
 import itertools
 import logging
@@ -23,16 +32,40 @@ log = logging.getLogger(__name__)
 VIRTUAL_IFINDEX_BASE = 0x40000000
 
 
+class OvsNet:
+    """struct ovs_net: what one network namespace holds of ovsdp.
+
+    ``key`` names the namespace (None for the daemon's own); ``enter()``
+    gives a context in which sockets and devices are made in it (the I/O
+    side provides it; the daemon's own namespace needs none).
+    """
+
+    def __init__(self, key=None, enter=None, name="init_net"):
+        self.key = key
+        self.name = name
+        self.enter = enter or contextlib.nullcontext
+        self.datapaths = []
+        self.vports_by_name = {}         # ovs_vport_locate(net, name)
+        self.ifindex_vports = {}         # ifindex -> internal Vport (get_dp)
+        self.peers = {}                  # netlink port id -> Peer
+        self.closed = False
+
+    def __repr__(self):
+        return f"<OvsNet {self.name}>"
+
+    def in_use(self):
+        return bool(self.datapaths or self.peers)
+
+
 class Module:
     def __init__(self, real_devices=False, loop=None):
         self.real_devices = real_devices
         self.loop = loop
         self.genl = GenlCore()
         self.vport_types = {}
-        self.datapaths = []
-        self.vports_by_name = {}
-        self.ifindex_vports = {}         # ifindex -> internal Vport (get_dp)
-        self.peers = {}                  # portid -> Peer
+        self.init_net = OvsNet()
+        self.nets = {None: self.init_net}     # key -> OvsNet
+        self.net_unused = None           # callback(net): a namespace holds nothing any more
         self._virtual_ifindex = itertools.count(VIRTUAL_IFINDEX_BASE)
         self._load_packet_path()
         self._register_vport_types()
@@ -75,14 +108,47 @@ class Module:
         self.dummy_family = g.register(dummy.make_family(self))
         self.meter_family = g.register(meter.make_family(self))
 
+    # ----------------------------------------------------------- namespaces
+    @property
+    def datapaths(self):
+        """Every datapath, of every namespace."""
+        return [dp for net in self.nets.values() for dp in net.datapaths]
+
+    def add_net(self, net):
+        """ovs_init_net(): a namespace starts holding datapaths or peers."""
+        if net.key in self.nets:
+            raise ValueError(f"namespace {net.name} is already known")
+        self.nets[net.key] = net
+        return net
+
+    def exit_net(self, net):
+        """ovs_exit_net(): the namespace went away; so do its datapaths."""
+        for dp in list(net.datapaths):
+            log.info("%s: namespace %s is gone, destroying the datapath", dp.name, net.name)
+            self.destroy_datapath(dp)
+        self._release(net)
+
+    def _release(self, net):
+        if net is self.init_net or net.in_use() or net.closed:
+            return
+        net.closed = True
+        if self.nets.get(net.key) is net:
+            del self.nets[net.key]
+        if self.net_unused is not None:
+            self.net_unused(net)
+
     # ----------------------------------------------------------- transport
     def add_peer(self, peer):
-        self.peers[peer.portid] = peer
+        if peer.net is None:
+            peer.net = self.init_net
+        peer.net.peers[peer.portid] = peer
 
     def remove_peer(self, peer):
-        if self.peers.get(peer.portid) is peer:
-            del self.peers[peer.portid]
+        peers = peer.net.peers
+        if peers.get(peer.portid) is peer:
+            del peers[peer.portid]
         self.genl.forget(peer)
+        self._release(peer.net)
 
     def rebind(self, peer, portid):
         """netlink_bind() with nl_pid ``portid`` for ``peer``.
@@ -95,17 +161,19 @@ class Module:
             return
         if peer.used:
             raise NetlinkError(errno.EINVAL, f"already bound to port id {peer.portid}")
-        if portid in self.peers:
+        peers = peer.net.peers
+        if portid in peers:
             raise NetlinkError(errno.EADDRINUSE, f"port id {portid} is in use")
-        if self.peers.get(peer.portid) is peer:
-            del self.peers[peer.portid]
+        if peers.get(peer.portid) is peer:
+            del peers[peer.portid]
         peer.portid = portid
         peer.used = True
-        self.peers[portid] = peer
+        peers[portid] = peer
 
-    def unicast(self, portid, data, kind="reply"):
-        """genlmsg_unicast(): 0, or ECONNREFUSED when nobody has ``portid``."""
-        peer = self.peers.get(portid)
+    def unicast(self, net, portid, data, kind="reply"):
+        """genlmsg_unicast(net, ...): 0, or ECONNREFUSED when nobody in
+        ``net`` has ``portid``."""
+        peer = net.peers.get(portid)
         if peer is None:
             return errno.ECONNREFUSED
         return peer.send(data, kind)
@@ -114,15 +182,16 @@ class Module:
         return self.genl.receive(peer, data)
 
     # ----------------------------------------------------------- datapaths
-    def new_datapath(self, name):
-        return Datapath(self, name)
+    def new_datapath(self, net, name):
+        return Datapath(self, net, name)
 
     def add_datapath(self, dp):
-        self.datapaths.append(dp)
+        dp.net.datapaths.append(dp)
 
-    def get_dp(self, dp_ifindex):
-        """get_dp(): the datapath of the internal device with that ifindex."""
-        vport = self.ifindex_vports.get(dp_ifindex)
+    @staticmethod
+    def get_dp(net, dp_ifindex):
+        """get_dp(): the datapath of the internal device with that ifindex in ``net``."""
+        vport = net.ifindex_vports.get(dp_ifindex)
         return vport.dp if vport is not None else None
 
     def destroy_datapath(self, dp):
@@ -130,15 +199,17 @@ class Module:
         for port_no in sorted(dp.ports):
             if port_no != U.OVSP_LOCAL:
                 self.detach_port(dp.ports[port_no])
-        if dp in self.datapaths:
-            self.datapaths.remove(dp)
+        if dp in dp.net.datapaths:
+            dp.net.datapaths.remove(dp)
         local = dp.ports.get(U.OVSP_LOCAL)
         if local is not None:
             self.detach_port(local)
         dp.table.flush()
+        self._release(dp.net)
 
-    def find_datapath(self, name):
-        vport = self.vports_by_name.get(name)
+    @staticmethod
+    def find_datapath(net, name):
+        vport = net.vports_by_name.get(name)
         if vport is not None and vport.port_no == U.OVSP_LOCAL:
             return vport.dp
         return None
@@ -147,9 +218,10 @@ class Module:
     def virtual_ifindex(self, desired=0):
         """An ifindex for a device that is not a real Linux interface.
 
-        One no port has (of any type: internal, dummy, tunnel, netdev).
+        One no port of any namespace has (of any type: internal, dummy,
+        tunnel, netdev).
         """
-        used = {v.ifindex for v in self.vports_by_name.values()}
+        used = {v.ifindex for net in self.nets.values() for v in net.vports_by_name.values()}
         if desired:
             if desired in used:
                 raise NetlinkError(errno.EBUSY, f"ifindex {desired} is in use")
@@ -164,18 +236,20 @@ class Module:
         ops = self.vport_types.get(parms.type)
         if ops is None:
             raise NetlinkError(errno.EAFNOSUPPORT, f"unknown vport type {parms.type}")
-        vport = ops.create(parms)
-        self.vports_by_name[vport.name] = vport
-        if vport.type == U.OVS_VPORT_TYPE_INTERNAL:
-            self.ifindex_vports[vport.ifindex] = vport
-        parms.dp.ports[vport.port_no] = vport
-        parms.dp.ports_gen += 1
-        if self.loop is not None:
-            try:
-                vport.start(self.loop)
-            except Exception:
-                self.detach_port(vport)
-                raise
+        net = parms.dp.net
+        with net.enter():                    # devices and sockets of the dp's namespace
+            vport = ops.create(parms)
+            net.vports_by_name[vport.name] = vport
+            if vport.type == U.OVS_VPORT_TYPE_INTERNAL:
+                net.ifindex_vports[vport.ifindex] = vport
+            parms.dp.ports[vport.port_no] = vport
+            parms.dp.ports_gen += 1
+            if self.loop is not None:
+                try:
+                    vport.start(self.loop)
+                except Exception:
+                    self.detach_port(vport)
+                    raise
         log.info("%s: added port %d: %s (%s)", parms.dp.name, vport.port_no, vport.name,
                  ops.name)
         return vport
@@ -183,21 +257,23 @@ class Module:
     def detach_port(self, vport):
         """ovs_dp_detach_port()."""
         dp = vport.dp
+        net = dp.net
         if dp.ports.get(vport.port_no) is vport:
             del dp.ports[vport.port_no]
             dp.ports_gen += 1
-        if self.vports_by_name.get(vport.name) is vport:
-            del self.vports_by_name[vport.name]
-        if self.ifindex_vports.get(vport.ifindex) is vport:
-            del self.ifindex_vports[vport.ifindex]
+        if net.vports_by_name.get(vport.name) is vport:
+            del net.vports_by_name[vport.name]
+        if net.ifindex_vports.get(vport.ifindex) is vport:
+            del net.ifindex_vports[vport.ifindex]
         try:
-            vport.destroy()
+            with net.enter():
+                vport.destroy()
         except Exception:  # noqa: BLE001 - a device that will not go quietly must not stop us
             log.exception("destroying %s", vport.name)
 
     def device_gone(self, vport):
         """dp_notify: the Linux device under a netdev vport disappeared."""
-        if self.vports_by_name.get(vport.name) is not vport:
+        if vport.dp.net.vports_by_name.get(vport.name) is not vport:
             return
         log.info("%s: device %s went away, detaching port %d", vport.dp.name, vport.name,
                  vport.port_no)
@@ -206,6 +282,7 @@ class Module:
 
     def shutdown(self):
         """Tear everything down (module exit)."""
-        for dp in list(self.datapaths):
-            self.destroy_datapath(dp)
+        for net in list(self.nets.values()):
+            for dp in list(net.datapaths):
+                self.destroy_datapath(dp)
 

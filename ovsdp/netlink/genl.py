@@ -79,12 +79,15 @@ class Peer:
     """One client of the control protocol, as the genl core sees it.
 
     The transport subclasses this and implements :meth:`send`.  ``portid`` is
-    the netlink port id the peer is known by; ``net_admin`` is whether it
-    holds CAP_NET_ADMIN.
+    the netlink port id the peer is known by (unique within its ``net``);
+    ``net_admin`` is whether it holds CAP_NET_ADMIN.  ``net`` is the network
+    namespace the peer's socket belongs to (sock_net()): opaque here, it
+    scopes multicast and is set by whoever adds the peer.
     """
 
-    def __init__(self, portid, net_admin=False, uid=None, pid=None):
+    def __init__(self, portid, net_admin=False, uid=None, pid=None, net=None):
         self.portid = portid
+        self.net = net
         self.net_admin = net_admin
         self.uid = uid
         self.pid = pid
@@ -139,6 +142,11 @@ class Request:
     @property
     def portid(self):
         return self.peer.portid
+
+    @property
+    def net(self):
+        """genl_info_net(): the requester's network namespace."""
+        return self.peer.net
 
     @property
     def seq(self):
@@ -278,17 +286,19 @@ class GenlCore:
     def has_listeners(self, gid):
         return bool(self.members.get(gid))
 
-    def multicast(self, gid, data, exclude=None):
+    def multicast(self, gid, data, net, exclude=None):
+        """genlmsg_multicast_netns(): to the group's members in ``net``."""
         for p in list(self.members.get(gid, ())):
-            if p is not exclude:
+            if p.net is net and p is not exclude:
                 p.send(data, "notify")
 
     def notify(self, family, req, data, group=None):
-        """genl_notify(): multicast to the group, echo to the requester."""
-        echo = req is not None and req.hdr.flags & U.NLM_F_ECHO
+        """genl_notify(): multicast to the group in the requester's
+        namespace, echo to the requester."""
+        echo = req.hdr.flags & U.NLM_F_ECHO
         exclude = req.peer if echo else None
         if family.mcgrp_names:
-            self.multicast(family.group_id(group), data, exclude)
+            self.multicast(family.group_id(group), data, req.peer.net, exclude)
         if echo:
             req.peer.send(data, "reply")
 

@@ -10,6 +10,7 @@ from ..datapath.flow_table import REBALANCE_INTERVAL_MS
 from ..datapath.module import Module
 from ..vports.linkwatch import LinkWatch
 from .loop import Loop
+from .netns import Namespaces
 from .transport import Server
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,27 @@ class Daemon:
         self.path = socket_path(path)
         self.loop = Loop()
         self.module = Module(real_devices=real_devices, loop=self.loop)
-        self.server = Server(self.module, self.loop, self.path, group)
-        self.linkwatch = None
-        if real_devices:
-            # netdev ports whose device is deleted are detached (dp_notify)
-            try:
-                self.linkwatch = LinkWatch(self.module, self.loop)
-            except OSError as e:
-                log.warning("cannot watch rtnetlink for vanished devices: %s", e)
+        self.real_devices = real_devices
+        self.linkwatches = {}        # OvsNet -> LinkWatch
+        self.namespaces = Namespaces(self.module, self.loop, self._watch, self._unwatch)
+        self._watch(self.module.init_net)
+        self.server = Server(self.module, self.loop, self.path, group, self.namespaces)
         self.loop.call_every(REBALANCE_INTERVAL_MS / 1000, self._rebalance)
+
+    def _watch(self, net):
+        """netdev ports whose device is deleted are detached (dp_notify),
+        with one rtnetlink watch per namespace."""
+        if not self.real_devices:
+            return
+        try:
+            self.linkwatches[net] = LinkWatch(self.module, self.loop, net)
+        except OSError as e:
+            log.warning("%s: cannot watch rtnetlink for vanished devices: %s", net.name, e)
+
+    def _unwatch(self, net):
+        w = self.linkwatches.pop(net, None)
+        if w is not None:
+            w.close()
 
     def _rebalance(self):
         for dp in self.module.datapaths:
@@ -47,10 +60,12 @@ class Daemon:
         self.loop.stop()
 
     def close(self):
-        if self.linkwatch is not None:
-            self.linkwatch.close()
         self.server.shutdown()
         self.module.shutdown()
+        for w in self.linkwatches.values():
+            w.close()
+        self.linkwatches.clear()
+        self.namespaces.close()
         self.loop.close()
 
 

@@ -89,8 +89,8 @@ def peer_has_net_admin(pid):
 class Connection(Peer):
     """One client connection."""
 
-    def __init__(self, server, sock, portid, pid, uid, net_admin):
-        super().__init__(portid, net_admin, uid, pid)
+    def __init__(self, server, sock, portid, pid, uid, net_admin, net=None):
+        super().__init__(portid, net_admin, uid, pid, net)
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
@@ -331,9 +331,10 @@ def read_only_path(path):
 class Server:
     """Accepts connections on the two control sockets and feeds them to the module."""
 
-    def __init__(self, module, loop, path, group=None):
+    def __init__(self, module, loop, path, group=None, namespaces=None):
         self.module = module
         self.loop = loop
+        self.namespaces = namespaces         # netns.Namespaces, or all clients in init_net
         self.path = path
         self.ro_path = read_only_path(path)
         self.rbuf = bytearray(RECV_BUF)
@@ -381,8 +382,8 @@ class Server:
         s.setblocking(False)
         return s
 
-    def _portid(self, pid):
-        used = self.module.peers
+    def _portid(self, pid, net):
+        used = net.peers
         if pid and pid not in used:
             return pid
         while True:
@@ -410,12 +411,14 @@ class Server:
             creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid, uid, _gid = struct.unpack("3i", creds)
             net_admin = admin_socket and (uid != 0 or peer_has_net_admin(pid))
-            conn = Connection(self, s, self._portid(pid), pid, uid, net_admin)
+            net = (self.namespaces.of_pid(pid) if self.namespaces is not None
+                   else self.module.init_net)
+            conn = Connection(self, s, self._portid(pid, net), pid, uid, net_admin, net)
             self.conns[conn.fd] = conn
             self.module.add_peer(conn)
             self.loop.add_reader(conn.fd, conn._readable)
-            log.debug("connection from pid %d uid %d: port id %d%s", pid, uid, conn.portid,
-                      " (CAP_NET_ADMIN)" if conn.net_admin else "")
+            log.debug("connection from pid %d uid %d in %s: port id %d%s", pid, uid, net.name,
+                      conn.portid, " (CAP_NET_ADMIN)" if conn.net_admin else "")
 
     def budget_left(self):
         """Whether this turn of the loop has time left for connections."""

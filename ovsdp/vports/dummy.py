@@ -43,7 +43,7 @@ class DummyOps(VportOps):
     name = "dummy"
 
     def create(self, parms):
-        if parms.name in self.module.vports_by_name:
+        if parms.name in parms.dp.net.vports_by_name:
             raise NetlinkError(errno.EEXIST, f"a port named {parms.name} exists")
         vport = DummyVport(self, parms)
         vport.ifindex = self.module.virtual_ifindex()

@@ -137,7 +137,7 @@ class InternalOps(VportOps):
     def create(self, parms):
         module = self.module
         name = parms.name
-        if name in module.vports_by_name:
+        if name in parms.dp.net.vports_by_name:
             raise NetlinkError(errno.EEXIST, f"a port named {name} exists")
         vport = InternalVport(self, parms)
         if not module.real_devices:

@@ -7,6 +7,9 @@ namespace) for the ifindex of a netdev vport detaches that port, and the
 ``ovs_vport`` multicast group hears an OVS_VPORT_CMD_DEL for it
 (:meth:`Module.device_gone`).  When the kernel dropped notifications (the
 socket overran), every netdev port is checked by name and ifindex instead.
+
+rtnetlink speaks for one network namespace, so there is one watch per
+namespace that has datapaths (``net``), its socket made in that namespace.
 """
 
 import errno
@@ -26,11 +29,13 @@ _IFINFOMSG = struct.Struct("=BxHi")     # ifi_family, ifi_type, ifi_index (of st
 
 
 class LinkWatch:
-    def __init__(self, module, loop):
+    def __init__(self, module, loop, net):
         self.module = module
         self.loop = loop
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
-                          | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self.net = net
+        with net.enter():
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                              | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         try:
             s.bind((0, RTMGRP_LINK))
         except OSError:
@@ -40,7 +45,7 @@ class LinkWatch:
         loop.add_reader(s.fileno(), self._readable)
 
     def _netdev_vports(self):
-        for dp in self.module.datapaths:
+        for dp in self.net.datapaths:
             for vport in list(dp.ports.values()):
                 if vport.type == U.OVS_VPORT_TYPE_NETDEV:
                     yield vport
@@ -75,9 +80,10 @@ class LinkWatch:
                     self.module.device_gone(vport)
 
     def _rescan(self):
-        for vport in list(self._netdev_vports()):
-            if netdev_util.ifindex(vport.name) != vport.ifindex:
-                self.module.device_gone(vport)
+        with self.net.enter():
+            gone = [v for v in self._netdev_vports() if netdev_util.ifindex(v.name) != v.ifindex]
+        for vport in gone:
+            self.module.device_gone(vport)
 
     def close(self):
         if self.sock is not None:

@@ -273,7 +273,9 @@ class NetdevVport(Vport):
             self.tx_dropped += 1
         elif e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
             self.tx_dropped += 1
-            if not netdev_util.exists(self.name):
+            with self.dp.net.enter():
+                gone = not netdev_util.exists(self.name)
+            if gone:
                 self.loop.call_soon(self.dp.module.device_gone, self)
         else:
             self.tx_errors += 1
@@ -338,8 +340,11 @@ class NetdevVport(Vport):
         reports it until it is read: read it, or the loop spins."""
         if self.sock is not None and not self._readable():
             err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err and netdev_util.ifindex(self.name) != self.ifindex:
-                self.loop.call_soon(self.dp.module.device_gone, self)
+            if err:
+                with self.dp.net.enter():
+                    gone = netdev_util.ifindex(self.name) != self.ifindex
+                if gone:
+                    self.loop.call_soon(self.dp.module.device_gone, self)
 
     def _readable(self):
         """Take up to READ_BATCH frames off the RX ring; returns how many."""
@@ -481,7 +486,7 @@ class NetdevOps(VportOps):
         module = self.module
         name = parms.name
         vport = NetdevVport(self, parms)     # ovs_vport_alloc: upcall pids checked first
-        existing = module.vports_by_name.get(name)
+        existing = parms.dp.net.vports_by_name.get(name)
         if existing is not None:
             if existing.type == U.OVS_VPORT_TYPE_INTERNAL:
                 raise NetlinkError(errno.EINVAL, f"{name} is a datapath internal device")

@@ -1,16 +1,21 @@
-"""Facts about Linux network interfaces read without rtnetlink: /sys and ioctls."""
+"""Facts about Linux network interfaces, read with ioctls on a socket.
+
+Everything here answers for the network namespace the calling thread is in
+(the socket it opens belongs to that namespace), never through /sys, whose
+view is the namespace of whoever mounted it.
+"""
 
 import fcntl
-import os
 import socket
 import struct
 
-IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 ARPHRD_ETHER = 1
 ARPHRD_NONE = 0xFFFE
 SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
+SIOCGIFMTU = 0x8921
+SIOCGIFHWADDR = 0x8927
+_IFREQ = struct.Struct("16s16s")      # struct ifreq: ifr_name, the union
 
 
 def ifindex(name):
@@ -21,42 +26,28 @@ def ifindex(name):
         return None
 
 
-def _sys(name, attr):
-    with open(f"/sys/class/net/{name}/{attr}") as f:
-        return f.read().strip()
+def _ifreq(request, name):
+    """One SIOC* ioctl on ``name``; the 16 bytes of the ifreq union back."""
+    raw = name.encode("utf-8", "surrogateescape")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        return _IFREQ.unpack(fcntl.ioctl(s.fileno(), request, _IFREQ.pack(raw, b"")))[1]
 
 
 def flags(name):
-    return int(_sys(name, "flags"), 16)
+    return struct.unpack_from("H", _ifreq(SIOCGIFFLAGS, name))[0]
 
 
 def arphrd(name):
-    return int(_sys(name, "type"))
+    """The device type (ifr_hwaddr.sa_family: ARPHRD_*)."""
+    return struct.unpack_from("H", _ifreq(SIOCGIFHWADDR, name))[0]
 
 
 def mtu(name, default=1500):
     try:
-        return int(_sys(name, "mtu"))
-    except (OSError, ValueError):
+        return struct.unpack_from("i", _ifreq(SIOCGIFMTU, name))[0]
+    except OSError:
         return default
 
 
-def is_up(name):
-    try:
-        return bool(flags(name) & IFF_UP)
-    except (OSError, ValueError):
-        return False
-
-
-def set_up(name, up=True):
-    """Bring an interface up or down (SIOCSIFFLAGS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        raw = name.encode("utf-8", "surrogateescape")
-        cur = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS,
-                                                     struct.pack("16sH", raw, 0)))[1]
-        new = (cur | IFF_UP) if up else (cur & ~IFF_UP)
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH", raw, new))
-
-
 def exists(name):
-    return os.path.exists(f"/sys/class/net/{name}")
+    return ifindex(name) is not None

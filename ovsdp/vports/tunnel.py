@@ -376,7 +376,8 @@ class TunnelVport(Vport):
 
     def _tx_socket(self, family, df, proto):
         try:
-            s = _raw(family, proto)
+            with self.dp.net.enter():
+                s = _raw(family, proto)
         except OSError as e:
             raise TxError("tx_errors", f"cannot open a raw socket: {e}") from None
         self._socks.append(s)
@@ -392,8 +393,8 @@ class TunnelVport(Vport):
         if hit is not None and hit[1] > now:
             return hit[0]
         try:
-            with socket.socket(family, socket.SOCK_DGRAM) as s:
-                s.connect((_addr(family, dst), 9))
+            with self.dp.net.enter(), socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((_addr(family, dst), 9))       # routing in the port's namespace
                 src = _addr_int(family, s.getsockname()[0])
         except OSError as e:
             raise TxError("tx_errors", f"no route to {_addr(family, dst)}: {e}") from None
@@ -734,7 +735,7 @@ class GeneveVport(UdpTunnelVport):
     port_range = (1, 65535)
 
     def open_sockets(self):
-        for v in self.ops.module.vports_by_name.values():
+        for v in self.dp.net.vports_by_name.values():
             if (v is not self and isinstance(v, GeneveVport) and v.dst_port == self.dst_port
                     and v._claim is not None):
                 raise NetlinkError(errno.EPERM, "there can be only one externally controlled "
@@ -771,7 +772,7 @@ class GreVport(TunnelVport):
         self._rx = None
 
     def open_sockets(self):
-        for v in self.ops.module.vports_by_name.values():
+        for v in self.dp.net.vports_by_name.values():
             if v is not self and isinstance(v, GreVport) and v._rx is not None:
                 raise NetlinkError(errno.EEXIST, f"{v.name} is this namespace's GRE port")
         self._rx = self._sock(_raw(socket.AF_INET, E.IPPROTO_GRE, (_RET_ALL,)))
@@ -855,7 +856,7 @@ class GreOps(VportOps):
     name = "gre"
 
     def create(self, parms):
-        check_name(self.module, parms.name)
+        check_name(parms.dp.net, parms.name)
         vport = GreVport(self, parms)
         vport.ifindex = self.module.virtual_ifindex()
         return vport
@@ -870,7 +871,7 @@ class _UdpTunnelOps(VportOps):
         port = find_nested(parms.options, U.OVS_TUNNEL_ATTR_DST_PORT)
         if port is None or len(port) != 2:
             raise NetlinkError(errno.EINVAL, f"{self.name} ports need a u16 DST_PORT option")
-        check_name(self.module, parms.name)
+        check_name(parms.dp.net, parms.name)
         vport = self.vport_class(self, parms)
         vport.dst_port = struct.unpack("=H", port)[0]
         self.configure(vport, parms.options)
@@ -899,7 +900,7 @@ class GeneveOps(_UdpTunnelOps):
     vport_class = GeneveVport
 
 
-def check_name(module, name):
-    if name in module.vports_by_name:
+def check_name(net, name):
+    if name in net.vports_by_name:
         raise NetlinkError(errno.EEXIST, f"a port named {name} exists")
 

@@ -43,10 +43,10 @@ class DatapathCommands:
         """lookup_datapath(): by NAME (the local port's name) or dp_ifindex."""
         a = req.attrs
         if U.OVS_DP_ATTR_NAME in a:
-            vport = self.module.vports_by_name.get(A.get_string(a[U.OVS_DP_ATTR_NAME]))
+            vport = req.net.vports_by_name.get(A.get_string(a[U.OVS_DP_ATTR_NAME]))
             dp = vport.dp if vport is not None and vport.port_no == U.OVSP_LOCAL else None
         else:
-            dp = self.module.get_dp(U.OVS_HEADER.unpack(req.userhdr)[0])
+            dp = self.module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         return dp
@@ -81,7 +81,7 @@ class DatapathCommands:
         module = self.module
         name = A.get_string(a[U.OVS_DP_ATTR_NAME])
         desired = A.get_s32(a[U.OVS_DP_ATTR_IFINDEX]) if U.OVS_DP_ATTR_IFINDEX in a else 0
-        dp = module.new_datapath(name)
+        dp = module.new_datapath(req.net, name)
         self.change(dp, req)
         parms = VportParms(name, U.OVS_VPORT_TYPE_INTERNAL, None, dp, U.OVSP_LOCAL,
                            a[U.OVS_DP_ATTR_UPCALL_PID], desired)
@@ -118,5 +118,5 @@ class DatapathCommands:
         req.peer.send(self.fill(dp, req.portid, req.seq, 0, U.OVS_DP_CMD_GET))
 
     def dump(self, req):
-        for dp in list(self.module.datapaths):
+        for dp in list(req.net.datapaths):
             yield self.fill(dp, req.portid, req.seq, U.NLM_F_MULTI, U.OVS_DP_CMD_GET)

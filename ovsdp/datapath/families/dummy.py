@@ -34,7 +34,7 @@ def make_family(module):
         a = req.attrs
         if OVSDP_DUMMY_ATTR_PORT_NAME not in a:
             raise NetlinkError(errno.EINVAL, "PORT_NAME required")
-        vport = module.vports_by_name.get(A.get_string(a[OVSDP_DUMMY_ATTR_PORT_NAME]))
+        vport = req.net.vports_by_name.get(A.get_string(a[OVSDP_DUMMY_ATTR_PORT_NAME]))
         if vport is None:
             raise req.error(errno.ENODEV, "no such port", OVSDP_DUMMY_ATTR_PORT_NAME)
         if vport.type != U.OVS_VPORT_TYPE_DUMMY:

@@ -62,7 +62,7 @@ class FlowCommands:
         self.family = family
 
     def _dp(self, req):
-        dp = self.module.get_dp(self._ifindex(req))
+        dp = self.module.get_dp(req.net, self._ifindex(req))
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         return dp

@@ -50,7 +50,7 @@ class MeterCommands:
         req.peer.send(self.family.message(cmd, 0, req.seq, req.portid, body))
 
     def _dp(self, req):
-        dp = self.module.get_dp(U.OVS_HEADER.unpack(req.userhdr)[0])
+        dp = self.module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         return dp

@@ -80,7 +80,7 @@ class PacketCommands:
             raise
         skb.priority = K.get(key, "priority")
         skb.mark = K.get(key, "skb_mark")
-        dp = module.get_dp(U.OVS_HEADER.unpack(req.userhdr)[0])
+        dp = module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         vport = dp.ports.get(K.get(key, "in_port")) or dp.ports.get(U.OVSP_LOCAL)

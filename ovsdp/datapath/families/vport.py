@@ -53,7 +53,7 @@ class VportCommands:
                             U.OVS_VPORT_ATTR_IFINDEX)
         dp_ifindex = U.OVS_HEADER.unpack(req.userhdr)[0]
         if U.OVS_VPORT_ATTR_NAME in a:
-            vport = module.vports_by_name.get(A.get_string(a[U.OVS_VPORT_ATTR_NAME]))
+            vport = req.net.vports_by_name.get(A.get_string(a[U.OVS_VPORT_ATTR_NAME]))
             if vport is None:
                 raise req.error(errno.ENODEV, "no vport with that name", U.OVS_VPORT_ATTR_NAME)
             if dp_ifindex and dp_ifindex != vport.dp.ifindex:
@@ -64,7 +64,7 @@ class VportCommands:
             port_no = A.get_u32(a[U.OVS_VPORT_ATTR_PORT_NO])
             if port_no >= U.DP_MAX_PORTS:
                 raise req.error(errno.EFBIG, "port number too large", U.OVS_VPORT_ATTR_PORT_NO)
-            dp = module.get_dp(dp_ifindex)
+            dp = module.get_dp(req.net, dp_ifindex)
             if dp is None:
                 raise NetlinkError(errno.ENODEV, "datapath not found")
             vport = dp.ports.get(port_no)
@@ -87,7 +87,7 @@ class VportCommands:
         port_no = A.get_u32(a[U.OVS_VPORT_ATTR_PORT_NO]) if U.OVS_VPORT_ATTR_PORT_NO in a else 0
         if port_no >= U.DP_MAX_PORTS:
             raise req.error(errno.EFBIG, "port number too large", U.OVS_VPORT_ATTR_PORT_NO)
-        dp = module.get_dp(U.OVS_HEADER.unpack(req.userhdr)[0])
+        dp = module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         if port_no:
@@ -136,7 +136,7 @@ class VportCommands:
         req.peer.send(self.fill(vport, req.portid, req.seq, 0, U.OVS_VPORT_CMD_GET))
 
     def dump(self, req):
-        dp = self.module.get_dp(U.OVS_HEADER.unpack(req.userhdr)[0])
+        dp = self.module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
         if dp is None:
             raise NetlinkError(errno.ENODEV, "datapath not found")
         for port_no in sorted(dp.ports):
@@ -147,4 +147,4 @@ class VportCommands:
     def notify_del(self, vport):
         """dp_notify: a device vanished under a port; tell the vport group."""
         msg = self.fill(vport, 0, 0, 0, U.OVS_VPORT_CMD_DEL)
-        self.module.genl.multicast(self.family.group_id(), msg)
+        self.module.genl.multicast(self.family.group_id(), msg, vport.dp.net)
