@@ -22,7 +22,6 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from ovsdp import uapi as U
 from ovsdp.cli import dpctl as D
 from ovsdp.client.dpif import Dpif
-from ovsdp.datapath.families import dummy as DUMMY
 from ovsdp.netlink.attr import iter_attrs, nla, nla_string
 from ovsdp.odp import parse_key
 
@@ -54,10 +53,10 @@ def fails(daemon, *args):
 def inject(path, port, frame):
     """Hand ``frame`` to dummy port ``port`` with the ovsdp_dummy family's INJECT."""
     with Dpif(path) as c:
-        c.sock.genl_request(DUMMY.OVSDP_DUMMY_FAMILY, DUMMY.OVSDP_DUMMY_CMD_INJECT,
+        c.sock.genl_request(U.OVSDP_DUMMY_FAMILY, U.OVSDP_DUMMY_CMD_INJECT,
                             U.OVS_HEADER.pack(0)
-                            + nla_string(DUMMY.OVSDP_DUMMY_ATTR_PORT_NAME, port)
-                            + nla(DUMMY.OVSDP_DUMMY_ATTR_PACKET, frame))
+                            + nla_string(U.OVSDP_DUMMY_ATTR_PORT_NAME, port)
+                            + nla(U.OVSDP_DUMMY_ATTR_PACKET, frame))
 
 
 def tcp_frame(size=100, flags="S", dport=80):

@@ -55,7 +55,7 @@
 #define NETLINK_GET_STRICT_CHK 12
 #endif
 
-/* ovsdp's own wire numbers (ovsdp/uapi.py). */
+/* ovsdp's own wire numbers (ovsdp/uapi/ovsdp.py). */
 #define OVSDP_MSG_SOCKOPT 0x0F
 #define OVSDP_SO_BIND_PORTID 0x4F02
 #define OVSDP_DEFAULT_SOCKET "/run/ovsdp/ovsdp.sock"

@@ -5,7 +5,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 try:
-    from ovsdp.datapath.families import dummy as _D
+    from ovsdp import uapi as _D
     DUMMY_FAMILY = _D.OVSDP_DUMMY_FAMILY
     DUMMY_INJECT, DUMMY_FETCH = _D.OVSDP_DUMMY_CMD_INJECT, _D.OVSDP_DUMMY_CMD_FETCH
     DUMMY_PORT_NAME, DUMMY_PACKET = _D.OVSDP_DUMMY_ATTR_PORT_NAME, _D.OVSDP_DUMMY_ATTR_PACKET

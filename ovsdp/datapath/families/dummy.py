@@ -12,49 +12,41 @@ from ...netlink import attr as A
 from ...netlink.attr import NetlinkError, nla, nla_string
 from ...netlink.genl import Family, Op
 
-OVSDP_DUMMY_FAMILY = "ovsdp_dummy"
-OVSDP_DUMMY_VERSION = 1
-OVSDP_DUMMY_CMD_INJECT = 1
-OVSDP_DUMMY_CMD_FETCH = 2
-OVSDP_DUMMY_ATTR_PORT_NAME = 1
-OVSDP_DUMMY_ATTR_PACKET = 2
-OVSDP_DUMMY_ATTR_MAX = 2
-
 POLICY = {
-    OVSDP_DUMMY_ATTR_PORT_NAME: A.Policy(A.NUL_STRING, U.IFNAMSIZ - 1),
-    OVSDP_DUMMY_ATTR_PACKET: A.Policy(A.UNSPEC, 14),
+    U.OVSDP_DUMMY_ATTR_PORT_NAME: A.Policy(A.NUL_STRING, U.IFNAMSIZ - 1),
+    U.OVSDP_DUMMY_ATTR_PACKET: A.Policy(A.UNSPEC, 14),
 }
 
 
 def make_family(module):
-    fam = Family(OVSDP_DUMMY_FAMILY, OVSDP_DUMMY_VERSION, OVSDP_DUMMY_ATTR_MAX, POLICY,
+    fam = Family(U.OVSDP_DUMMY_FAMILY, U.OVSDP_DUMMY_VERSION, U.OVSDP_DUMMY_ATTR_MAX, POLICY,
                  hdrsize=U.OVS_HEADER_LEN)
 
     def port(req):
         a = req.attrs
-        if OVSDP_DUMMY_ATTR_PORT_NAME not in a:
+        if U.OVSDP_DUMMY_ATTR_PORT_NAME not in a:
             raise NetlinkError(errno.EINVAL, "PORT_NAME required")
-        vport = req.net.vports_by_name.get(A.get_string(a[OVSDP_DUMMY_ATTR_PORT_NAME]))
+        vport = req.net.vports_by_name.get(A.get_string(a[U.OVSDP_DUMMY_ATTR_PORT_NAME]))
         if vport is None:
-            raise req.error(errno.ENODEV, "no such port", OVSDP_DUMMY_ATTR_PORT_NAME)
+            raise req.error(errno.ENODEV, "no such port", U.OVSDP_DUMMY_ATTR_PORT_NAME)
         if vport.type != U.OVS_VPORT_TYPE_DUMMY:
-            raise req.error(errno.EOPNOTSUPP, "not a dummy port", OVSDP_DUMMY_ATTR_PORT_NAME)
+            raise req.error(errno.EOPNOTSUPP, "not a dummy port", U.OVSDP_DUMMY_ATTR_PORT_NAME)
         return vport
 
     def inject(req):
         vport = port(req)
-        if OVSDP_DUMMY_ATTR_PACKET not in req.attrs:
+        if U.OVSDP_DUMMY_ATTR_PACKET not in req.attrs:
             raise NetlinkError(errno.EINVAL, "PACKET required")
-        vport.inject(req.attrs[OVSDP_DUMMY_ATTR_PACKET])
+        vport.inject(req.attrs[U.OVSDP_DUMMY_ATTR_PACKET])
 
     def fetch(req):
         vport = port(req)
-        name = nla_string(OVSDP_DUMMY_ATTR_PORT_NAME, vport.name)
+        name = nla_string(U.OVSDP_DUMMY_ATTR_PORT_NAME, vport.name)
         hdr = U.OVS_HEADER.pack(vport.dp.ifindex)
         for frame in vport.fetch():
-            yield fam.message(OVSDP_DUMMY_CMD_FETCH, U.NLM_F_MULTI, req.seq, req.portid,
-                              hdr + name + nla(OVSDP_DUMMY_ATTR_PACKET, frame))
+            yield fam.message(U.OVSDP_DUMMY_CMD_FETCH, U.NLM_F_MULTI, req.seq, req.portid,
+                              hdr + name + nla(U.OVSDP_DUMMY_ATTR_PACKET, frame))
 
-    fam.add_op(Op(OVSDP_DUMMY_CMD_INJECT, U.GENL_UNS_ADMIN_PERM, doit=inject))
-    fam.add_op(Op(OVSDP_DUMMY_CMD_FETCH, U.GENL_UNS_ADMIN_PERM, dumpit=fetch))
+    fam.add_op(Op(U.OVSDP_DUMMY_CMD_INJECT, U.GENL_UNS_ADMIN_PERM, doit=inject))
+    fam.add_op(Op(U.OVSDP_DUMMY_CMD_FETCH, U.GENL_UNS_ADMIN_PERM, dumpit=fetch))
     return fam

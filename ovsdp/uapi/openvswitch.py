@@ -1,127 +1,11 @@
-"""Wire numbers and struct layouts of the Open vSwitch datapath.
+"""The Open vSwitch datapath's wire numbers and struct layouts.
 
-Mirrors include/uapi/linux/openvswitch.h (Linux ~6.17) plus the netlink and
-generic netlink constants the transport needs (linux/netlink.h,
-linux/genetlink.h).  Names are the kernel's.  Multi-byte struct fields are
-native (little-endian on the platforms we run) unless the kernel calls them
-``__be``.
+Mirrors include/uapi/linux/openvswitch.h (Linux ~6.17).  Names are the
+kernel's.  Multi-byte struct fields are native (little-endian on the
+platforms we run) unless the kernel calls them ``__be``.
 """
 
 import struct
-
-# --------------------------------------------------------------------------
-# netlink (linux/netlink.h)
-NLMSG_HDRLEN = 16
-NLA_HDRLEN = 4
-NLA_ALIGNTO = 4
-
-NLM_F_REQUEST = 0x01
-NLM_F_MULTI = 0x02
-NLM_F_ACK = 0x04
-NLM_F_ECHO = 0x08
-NLM_F_DUMP_INTR = 0x10
-NLM_F_DUMP_FILTERED = 0x20
-# GET modifiers
-NLM_F_ROOT = 0x100
-NLM_F_MATCH = 0x200
-NLM_F_ATOMIC = 0x400
-NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
-# NEW modifiers
-NLM_F_REPLACE = 0x100
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_APPEND = 0x800
-# DELETE modifiers
-NLM_F_NONREC = 0x100
-NLM_F_BULK = 0x200
-# ACK flags
-NLM_F_CAPPED = 0x100
-NLM_F_ACK_TLVS = 0x200
-
-NLMSG_NOOP = 0x1
-NLMSG_ERROR = 0x2
-NLMSG_DONE = 0x3
-NLMSG_OVERRUN = 0x4
-NLMSG_MIN_TYPE = 0x10
-
-NLA_F_NESTED = 1 << 15
-NLA_F_NET_BYTEORDER = 1 << 14
-NLA_TYPE_MASK = ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER) & 0xFFFF
-
-# enum nlmsgerr_attrs
-NLMSGERR_ATTR_UNUSED = 0
-NLMSGERR_ATTR_MSG = 1
-NLMSGERR_ATTR_OFFS = 2
-NLMSGERR_ATTR_COOKIE = 3
-NLMSGERR_ATTR_POLICY = 4
-NLMSGERR_ATTR_MISS_TYPE = 5
-NLMSGERR_ATTR_MISS_NEST = 6
-
-# socket options (SOL_NETLINK)
-SOL_NETLINK = 270
-NETLINK_ADD_MEMBERSHIP = 1
-NETLINK_DROP_MEMBERSHIP = 2
-NETLINK_PKTINFO = 3
-NETLINK_BROADCAST_ERROR = 4
-NETLINK_NO_ENOBUFS = 5
-NETLINK_LISTEN_ALL_NSID = 8
-NETLINK_LIST_MEMBERSHIPS = 9
-NETLINK_CAP_ACK = 10
-NETLINK_EXT_ACK = 11
-NETLINK_GET_STRICT_CHK = 12
-
-NETLINK_GENERIC = 16
-
-# --------------------------------------------------------------------------
-# generic netlink (linux/genetlink.h)
-GENL_HDRLEN = 4
-GENL_ID_CTRL = NLMSG_MIN_TYPE  # 0x10
-GENL_NAMSIZ = 16
-
-GENL_ADMIN_PERM = 0x01
-GENL_CMD_CAP_DO = 0x02
-GENL_CMD_CAP_DUMP = 0x04
-GENL_CMD_CAP_HASPOL = 0x08
-GENL_UNS_ADMIN_PERM = 0x10
-
-CTRL_CMD_UNSPEC = 0
-CTRL_CMD_NEWFAMILY = 1
-CTRL_CMD_DELFAMILY = 2
-CTRL_CMD_GETFAMILY = 3
-CTRL_CMD_NEWOPS = 4
-CTRL_CMD_DELOPS = 5
-CTRL_CMD_GETOPS = 6
-CTRL_CMD_NEWMCAST_GRP = 7
-CTRL_CMD_DELMCAST_GRP = 8
-CTRL_CMD_GETMCAST_GRP = 9
-CTRL_CMD_GETPOLICY = 10
-
-CTRL_ATTR_UNSPEC = 0
-CTRL_ATTR_FAMILY_ID = 1
-CTRL_ATTR_FAMILY_NAME = 2
-CTRL_ATTR_VERSION = 3
-CTRL_ATTR_HDRSIZE = 4
-CTRL_ATTR_MAXATTR = 5
-CTRL_ATTR_OPS = 6
-CTRL_ATTR_MCAST_GROUPS = 7
-CTRL_ATTR_POLICY = 8
-CTRL_ATTR_OP_POLICY = 9
-CTRL_ATTR_OP = 10
-CTRL_ATTR_MAX = CTRL_ATTR_OP
-
-CTRL_ATTR_OP_UNSPEC = 0
-CTRL_ATTR_OP_ID = 1
-CTRL_ATTR_OP_FLAGS = 2
-
-CTRL_ATTR_MCAST_GRP_UNSPEC = 0
-CTRL_ATTR_MCAST_GRP_NAME = 1
-CTRL_ATTR_MCAST_GRP_ID = 2
-
-GENL_CTRL_NAME = "nlctrl"
-GENL_CTRL_VERSION = 2
-GENL_CTRL_MCGRP = "notify"
-
-IFNAMSIZ = 16
 
 # --------------------------------------------------------------------------
 # struct ovs_header
@@ -218,19 +102,6 @@ OVS_VPORT_TYPE_GRE = 3
 OVS_VPORT_TYPE_VXLAN = 4
 OVS_VPORT_TYPE_GENEVE = 5
 OVS_VPORT_TYPE_MAX = 5
-# ovsdp extension: an in-memory port for tests (not a kernel type; the number
-# is chosen far from the kernel's so that it can never collide).
-OVS_VPORT_TYPE_DUMMY = 0x7F01
-
-VPORT_TYPE_NAMES = {
-    OVS_VPORT_TYPE_NETDEV: "netdev",
-    OVS_VPORT_TYPE_INTERNAL: "internal",
-    OVS_VPORT_TYPE_GRE: "gre",
-    OVS_VPORT_TYPE_VXLAN: "vxlan",
-    OVS_VPORT_TYPE_GENEVE: "geneve",
-    OVS_VPORT_TYPE_DUMMY: "dummy",
-}
-VPORT_TYPE_BY_NAME = {v: k for k, v in VPORT_TYPE_NAMES.items()}
 
 OVS_VPORT_ATTR_UNSPEC = 0
 OVS_VPORT_ATTR_PORT_NO = 1
@@ -646,14 +517,3 @@ OVS_CT_LIMIT_ATTR_ZONE_LIMIT = 1
 OVS_CT_LIMIT_ATTR_MAX = 1
 OVS_ZONE_LIMIT_DEFAULT_ZONE = -1
 OVS_ZONE_LIMIT = struct.Struct("=iII")  # zone_id, limit, count
-
-# --------------------------------------------------------------------------
-# ovsdp transport extension: socket options carried as a message (there is
-# no setsockopt for an AF_UNIX peer).  See docs/protocol.md.
-OVSDP_MSG_SOCKOPT = 0x0F          # nlmsg_type, below NLMSG_MIN_TYPE like other control types
-OVSDP_SOCKOPT = struct.Struct("=II")  # level, optname; then the value
-OVSDP_SO_DUMP_SIZE = 0x4F01       # level SOL_NETLINK: max bytes per dump datagram
-OVSDP_SO_BIND_PORTID = 0x4F02     # level SOL_NETLINK: bind() with an nl_pid of the client's choice
-OVSDP_DEFAULT_SOCKET = "/run/ovsdp/ovsdp.sock"
-# The read-only socket beside it ("<path>.ro", mode 0666): anyone may look.
-OVSDP_READ_ONLY_SUFFIX = ".ro"
