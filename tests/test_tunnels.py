@@ -31,6 +31,7 @@ from ovsdp.client.dpif import Dpif
 from ovsdp.datapath import key_layout as K
 from ovsdp.datapath.offload import VNET_HDR
 from ovsdp.netlink import attr as A
+from ovsdp.netlink.attr import NetlinkError
 from ovsdp.testbed import run
 from ovsdp.vports import encap as E
 from ovsdp.vports import tunnel as T
@@ -227,6 +228,31 @@ def test_vxlan_header_and_decap():
     # the extension tolerates other bits of its word, no G bit means no metadata
     _, gbp, _ = E.vxlan_decap(b"\0" * 8 + vxlan_pkt(7, f, flags=E.VXLAN_HF_VNI | 0x10), True)
     assert gbp is None
+
+
+def test_vxlan_gpe_header_and_decap():
+    f = inner_frame()
+    ip = f[14:]
+    i_p = E.VXLAN_HF_VNI | E.VXLAN_HF_NP
+    assert E.vxlan_gpe_header(0x2A, E.ETH_P_IP) == bytes.fromhex("0c000001 00002a00")
+    assert E.vxlan_gpe_header(0x2A, E.ETH_P_TEB) == bytes.fromhex("0c000003 00002a00")
+    assert E.vxlan_gpe_header(1, 0x0806) is None           # no next protocol for ARP
+    for np, proto, payload in ((1, E.ETH_P_IP, ip), (2, E.ETH_P_IPV6, ip), (3, E.ETH_P_TEB, f),
+                               (4, E.ETH_P_NSH, ip), (5, E.ETH_P_MPLS_UC, ip)):
+        got = E.vxlan_gpe_decap(b"\0" * 8 + vxlan_pkt(42, payload, flags=i_p | np))
+        assert got == (42, proto, payload)
+    # vxlan_parse_gpe_proto() and the reserved bits: dropped without a count
+    for bad in (vxlan_pkt(42, ip, flags=E.VXLAN_HF_NP | 1),               # no I flag
+                vxlan_pkt(42, ip, flags=E.VXLAN_HF_VNI | 1),              # no P flag
+                vxlan_pkt(42, ip, flags=i_p | 0x10000000 | 1),            # version 1
+                vxlan_pkt(42, ip, flags=i_p | E.VXLAN_HF_OAM | 1),        # OAM
+                vxlan_pkt(42, ip, flags=i_p | 6),                         # unknown protocol
+                vxlan_pkt(42, ip, flags=i_p | 0x02000000 | 1),            # the B bit
+                vxlan_pkt(42, ip, flags=i_p | 1, reserved=1),
+                vxlan_pkt(42, f[:10], flags=i_p | 3)):                    # short frame
+        with pytest.raises(E.Drop) as e:
+            E.vxlan_gpe_decap(b"\0" * 8 + bad)
+        assert e.value.counter is None
 
 
 def test_geneve_and_gre_headers():
@@ -934,18 +960,72 @@ def test_a_netdev_vport_on_a_collect_md_vxlan_device_is_a_tunnel_port(net):
 
 
 @needs_root
-def test_a_tunnel_device_ovsdp_has_no_tunnels_for_is_eopnotsupp(net):
+def test_a_netdev_vport_on_a_vxlan_gpe_device_is_a_layer_3_port(net):
+    """A collect_md VXLAN-GPE device (what Open vSwitch makes for
+    options:exts=gpe) is an ARPHRD_NONE device: its IPv4 arrives without
+    Ethernet header (MAC_PROTO_NONE, eth_type from the GPE next protocol),
+    and a packet without Ethernet header goes out with the next protocol of
+    its type.  The other end is Linux's own GPE device, routed into with an
+    lwtunnel encap route, as in Open vSwitch's "layer3 - ping over VXLAN-GPE"."""
     if not _kernel_has("vxlan", "external", "gpe", "dstport", "4790"):
         pytest.skip("no vxlan-gpe devices here")
+    port = _free_udp_port()
     dev = f"vxg{SFX}"
-    run("ip", "link", "add", dev, "type", "vxlan", "external", "gpe", "dstport",
-        str(_free_udp_port()))
+    run("ip", "link", "add", dev, "type", "vxlan", "external", "gpe", "dstport", str(port))
     try:
-        with pytest.raises(OSError) as e:
-            net.dpif.vport_new(net.dp, dev, "netdev")
-        assert e.value.errno == errno.EOPNOTSUPP and "vxlan-gpe" in str(e.value)
+        run("ip", "link", "set", dev, "up")
+        net.ns("ip", "link", "add", "peer0", "type", "vxlan", "external", "gpe", "dstport",
+               str(port))
+        net.ns("ip", "addr", "add", f"{net.ov_ns}/24", "dev", "peer0")
+        net.ns("ip", "link", "set", "peer0", "mtu", "1400", "up")
+        net.ns("ip", "route", "add", f"{net.ov_root}/32", "encap", "ip", "id", "7", "dst",
+               net.root_ip, "dev", "peer0")
+        info = net.dpif.vport_new(net.dp, dev, "netdev")
+        gpe = info.port_no
+        assert net.vport(dev).ethernet is False
+        tap_mac = open(f"/sys/class/net/{net.dp}/address").read().strip()
+        run("ip", "neigh", "replace", net.ov_ns, "lladdr", "02:00:00:00:00:07", "dev", net.dp)
+        net.add_flow("in_port(0),eth(),eth_type(0x0800),ipv4()",
+                     f"pop_eth,set(tunnel(tun_id=0x7,src={net.root_ip},dst={net.ns_ip},"
+                     f"ttl=64,flags(key))),{gpe}")
+        # the way in, first as MISS upcalls: no Ethernet header, IPv4 by the GPE header
+        assert not net.ping(net.ov_root, ns=net.host.ns, count=1)[0]
+        u = net.upcall_from(gpe)
+        assert u is not None
+        key = attrs(u.key)
+        assert U.OVS_KEY_ATTR_ETHERNET not in key
+        assert struct.unpack("!H", key[U.OVS_KEY_ATTR_ETHERTYPE])[0] == E.ETH_P_IP
+        assert tun_summary(tunnel_of(u.key))["tun_id"] == 7
+        assert u.packet[0] >> 4 == 4                # the IPv4 header, nothing before it
+        net.add_flow(f"tunnel(tun_id=0x7,src={net.ns_ip},dst={net.root_ip},ttl=0/0,"
+                     f"flags(+key)),in_port({gpe}),eth_type(0x0800),ipv4()",
+                     f"push_eth(src=02:00:00:00:00:07,dst={tap_mac}),0")
+        ok, out = net.wait_ping(net.ov_root, ns=net.host.ns)
+        assert ok, out
+        ok, out = net.ping(net.ov_ns, count=3)
+        assert ok and " 0% packet loss" in out, out
+        # the way out, as the namespace sees it: I and P flags, next protocol 1 (IPv4)
+        with net.capture(17, port) as got:
+            net.ping(net.ov_ns, count=1)
+        assert got, "no VXLAN-GPE packet reached the peer"
+        ihl = (got[0][0] & 15) * 4
+        gpe_hdr = got[0][ihl + 8:ihl + 16]
+        assert gpe_hdr == bytes.fromhex("0c000001 00000700"), gpe_hdr.hex()
+        assert got[0][ihl + 16] >> 4 == 4
+        s = net.stats(dev)
+        assert s["rx_packets"] >= 4 and s["tx_packets"] >= 4
+        assert s["rx_errors"] == s["tx_errors"] == 0
     finally:
         run("ip", "link", "del", dev, check=False)
+
+
+def test_a_tunnel_device_kind_ovsdp_has_no_tunnels_for_is_eopnotsupp():
+    from ovsdp.datapath.vport import VportParms
+    from ovsdp.vports import rtnl_link, tunnel_dev
+    parms = VportParms("bu0", U.OVS_VPORT_TYPE_NETDEV, None, None, 3, b"\0\0\0\0")
+    with pytest.raises(NetlinkError) as e:
+        tunnel_dev.create(None, parms, rtnl_link.TunnelDevice("bareudp"), 9, 1500)
+    assert e.value.errno == errno.EOPNOTSUPP and "bareudp" in e.value.msg
 
 
 TCP_SERVER = """

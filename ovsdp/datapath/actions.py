@@ -334,10 +334,11 @@ def _do_output(dp, skb, port, kx):
             return
     if type(data) is not bytes:
         data = bytes(data)
+    l3 = (kx.k >> _S_ETH_TYPE) & 0xFFFF if no_eth else 0      # skb->protocol
     if vport.tunnel:
-        vport.output(data, l3=bool(no_eth), tun_info=skb.tun_info)
+        vport.output(data, l3=l3, tun_info=skb.tun_info)
     elif no_eth:
-        vport.output(data, l3=True)
+        vport.output(data, l3=l3)
     else:
         vport.output(data)
 

@@ -103,6 +103,15 @@ class Datapath:
         except Exception:  # noqa: BLE001 - one frame's bug must not take the port down
             self._internal_error(vport)
 
+    def receive_l3(self, data, vport, eth_type, meta=None):
+        """A packet without Ethernet header arrived on ``vport`` (a layer 3
+        device: MAC_PROTO_NONE, skb->protocol ``eth_type``)."""
+        key = self.module.extract_l3(data, eth_type, vport.key_meta if meta is None else meta)
+        try:
+            self.process(data, key, vport, Skb(data, vport))
+        except Exception:  # noqa: BLE001 - one packet's bug must not take the port down
+            self._internal_error(vport)
+
     def receive_batch(self, frames, vport, vnets=None):
         """Many frames from one port; the same path as :meth:`receive`, amortized.
 

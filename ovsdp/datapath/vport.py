@@ -72,13 +72,14 @@ class Vport:
         """Transmit ``packet`` (bytes) out of this port, counting it."""
         raise NotImplementedError
 
-    def output(self, data, vnet=None, l3=False, tun_info=None):
+    def output(self, data, vnet=None, l3=0, tun_info=None):
         """ovs_vport_send(): the common checks, then the type's send.
 
         ``vnet`` is the frame's virtio_net_hdr when it carries a partial
         checksum or is a GSO super-frame; a port whose I/O cannot take one
-        gets the frame checksummed and segmented first.  A frame without an
-        Ethernet header (``l3``) cannot go out of an Ethernet port; a frame
+        gets the frame checksummed and segmented first.  A packet without an
+        Ethernet header (``l3``: its ethertype, skb->protocol; 0 for an
+        Ethernet frame) cannot go out of an Ethernet port; a frame
         longer than the MTU allows (ignoring one VLAN tag, like
         packet_length(); GSO frames are exempt) counts as tx_errors.  Both
         are dropped.  ``tun_info`` is the egress tunnel metadata (the

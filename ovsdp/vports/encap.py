@@ -35,6 +35,8 @@ ETH_HLEN = 14
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 ETH_P_TEB = 0x6558
+ETH_P_NSH = 0x894F
+ETH_P_MPLS_UC = 0x8847
 _VLAN_TPIDS = (0x8100, 0x88A8)
 
 IP_DF = 0x4000
@@ -53,6 +55,13 @@ VXLAN_GBP_DONT_LEARN = 1 << 22
 VXLAN_GBP_POLICY_APPLIED = 1 << 19
 VXLAN_GBP_ID_MASK = 0xFFFF
 VXLAN_VNI_MASK = 0xFFFFFF00          # the second word: VNI and a reserved byte
+VXLAN_HF_VER = 0x30000000            # VXLAN-GPE: version, next protocol present, OAM
+VXLAN_HF_NP = 0x04000000
+VXLAN_HF_OAM = 0x01000000
+VXLAN_GPE_USED_BITS = VXLAN_HF_VER | VXLAN_HF_NP | VXLAN_HF_OAM | 0xFF
+# tun_p_to_eth_p(): a VXLAN-GPE next protocol and the ethertype it means
+GPE_NEXT_PROTOCOL = {1: ETH_P_IP, 2: ETH_P_IPV6, 3: ETH_P_TEB, 4: ETH_P_NSH, 5: ETH_P_MPLS_UC}
+_GPE_NP_OF = {t: np for np, t in GPE_NEXT_PROTOCOL.items()}
 
 # Geneve (include/net/geneve.h)
 GENEVE_BASE_HLEN = 16                # UDP + Geneve base header
@@ -477,6 +486,44 @@ def vxlan_header(vni, gbp):
         flags |= VXLAN_HF_GBP | (gbp & (VXLAN_GBP_DONT_LEARN | VXLAN_GBP_POLICY_APPLIED
                                         | VXLAN_GBP_ID_MASK))
     return _VXLAN.pack(flags, (vni & 0xFFFFFF) << 8)
+
+
+def vxlan_gpe_decap(udp):
+    """vxlan_rcv() of a VXLAN-GPE device (vxlan_parse_gpe_proto()).
+
+    Returns (vni, ethertype of the payload, payload); raises :class:`Drop`.
+    """
+    if len(udp) < VXLAN_HLEN:
+        raise Drop(None, "short VXLAN header")
+    flags, word1 = _VXLAN.unpack_from(udp, 8)
+    if not flags & VXLAN_HF_VNI:
+        raise Drop(None, "VXLAN header without the I flag")
+    if not flags & VXLAN_HF_NP or flags & (VXLAN_HF_VER | VXLAN_HF_OAM):
+        raise Drop(None, "VXLAN-GPE header without next protocol, of a later version or OAM")
+    proto = GPE_NEXT_PROTOCOL.get(flags & 0xFF)
+    if proto is None:
+        raise Drop(None, "VXLAN-GPE next protocol unknown")
+    if flags & ~(VXLAN_HF_VNI | VXLAN_GPE_USED_BITS) or word1 & ~VXLAN_VNI_MASK:
+        raise Drop(None, "VXLAN header with unknown flags or reserved bits")
+    inner = udp[VXLAN_HLEN:]
+    if proto == ETH_P_TEB and len(inner) < ETH_HLEN:
+        raise Drop(None, "inner frame shorter than an Ethernet header")
+    return word1 >> 8, proto, inner
+
+
+def vxlan_gpe_header(vni, proto):
+    """The 8-byte VXLAN-GPE header (vxlan_build_gpe_hdr()) for a payload of
+    ethertype ``proto``; None when GPE has no next protocol for it."""
+    np = _GPE_NP_OF.get(proto)
+    if np is None:
+        return None
+    return _VXLAN.pack(VXLAN_HF_VNI | VXLAN_HF_NP | np, (vni & 0xFFFFFF) << 8)
+
+
+def as_frame(proto, packet):
+    """An L3 packet behind a made-up Ethernet header of its ethertype: the
+    shape the frame helpers here read (ECN, hashing, header checks)."""
+    return bytes(12) + proto.to_bytes(2, "big") + packet
 
 
 # ----------------------------------------------------------------- Geneve

@@ -110,7 +110,7 @@ class NetdevVport(Vport):
         self.paused = False         # wake-ups paused: the ring is polled on a timer
 
     # ------------------------------------------------------------- transmit
-    def output(self, data, vnet=None, l3=False, tun_info=None):
+    def output(self, data, vnet=None, l3=0, tun_info=None):
         """The common cases in one call: a frame that fits the MTU, plain or
         with only a partial checksum pending (its virtio header goes along),
         goes straight into the TX ring; everything else takes Vport.output()."""

@@ -276,10 +276,12 @@ class TunnelVport(Vport):
         return None
 
     # ------------------------------------------------------------ transmit
-    def output(self, data, vnet=None, l3=False, tun_info=None):
+    def output(self, data, vnet=None, l3=0, tun_info=None):
         """ovs_vport_send() to a tunnel device: the common checks, then the
-        encapsulation with ``tun_info`` (None: no set(tunnel()) happened)."""
-        if l3:
+        encapsulation with ``tun_info`` (None: no set(tunnel()) happened).
+        ``l3`` is the ethertype of a packet without Ethernet header, which
+        only a layer 3 device (not ``ethernet``) takes."""
+        if l3 and self.ethernet:
             self.tx_dropped += 1            # an Ethernet device takes no L3 packet
             return
         if vnet is not None:
@@ -289,17 +291,21 @@ class TunnelVport(Vport):
                 self.tx_errors += 1
                 return
             for f in frames:
-                self.output(f, None, False, tun_info)
+                self.output(f, None, l3, tun_info)
             return
         n = len(data)
-        if n > self.mtu + 14:
+        if l3:
+            if n > self.mtu:
+                self.tx_errors += 1
+                return
+        elif n > self.mtu + 14:
             length = n - 14
             if data[12:14] in _VLAN_TPIDS:
                 length -= 4
             if length > self.mtu:
                 self.tx_errors += 1
                 return
-        self._xmit(data, tun_info)
+        self._xmit(data, tun_info, l3)
 
     def send(self, packet):
         """A frame with no egress tunnel metadata."""
@@ -309,13 +315,14 @@ class TunnelVport(Vport):
         """The device's count for a frame without TX tunnel metadata."""
         self.tx_dropped += 1
 
-    def _xmit(self, frame, tun_info):
+    def _xmit(self, frame, tun_info, l3=0):
         if tun_info is None:
             self.no_tun_info()
             return
         try:
-            enc = self.encapsulate(frame, E.TunKey(tun_info.key))
-            self._transmit(enc, frame)
+            tk = E.TunKey(tun_info.key)
+            enc = self.encapsulate_l3(frame, tk, l3) if l3 else self.encapsulate(frame, tk)
+            self._transmit(enc, frame, l3)
         except TxError as e:
             if e.counter is not None:
                 setattr(self, e.counter, getattr(self, e.counter) + 1)
@@ -324,7 +331,11 @@ class TunnelVport(Vport):
         """The :class:`Encap` of ``frame`` for the tunnel key ``tk``, or TxError."""
         raise NotImplementedError
 
-    def _transmit(self, enc, frame):
+    def encapsulate_l3(self, packet, tk, proto):
+        """The same for a packet without Ethernet header (layer 3 devices)."""
+        raise TxError("tx_dropped", "an Ethernet tunnel takes no L3 packet")
+
+    def _transmit(self, enc, frame, l3=0):
         if enc.csum:
             # the UDP checksum covers the source address: routing's choice
             # is looked up and then given to the kernel explicitly
@@ -338,7 +349,7 @@ class TunnelVport(Vport):
         else:
             self._send(enc)
         self.tx_packets += 1
-        self.tx_bytes += len(frame) - E.l2_len(frame)
+        self.tx_bytes += len(frame) if l3 else len(frame) - E.l2_len(frame)
 
     def _send(self, enc):
         family = enc.family
@@ -424,9 +435,12 @@ class TunnelVport(Vport):
         raise NotImplementedError
 
     # ------------------------------------------------------------- receive
-    def deliver(self, meta, inner, outer_tos, rx_len):
+    def deliver(self, meta, inner, outer_tos, rx_len, l3=0):
         """The common end of a decapsulation: the inner frame's checks and
-        ECN, the statistics, the datapath."""
+        ECN, the statistics, the datapath.  ``l3`` is the ethertype of a
+        payload without Ethernet header: ``inner`` then is that packet
+        behind a made-up Ethernet header (:func:`.encap.as_frame`), taken
+        off again before the datapath, which gets it as MAC_PROTO_NONE."""
         if not E.inet_may_pull(inner):
             self.rx_errors += 1             # rx_length_errors
             return
@@ -441,7 +455,10 @@ class TunnelVport(Vport):
             inner = bytes(inner)
         self.rx_packets += 1
         self.rx_bytes += rx_len(inner)
-        self.dp.receive(inner, self, vnet, meta=self.key_meta | meta)
+        if l3:
+            self.dp.receive_l3(inner[E.ETH_HLEN:], self, l3, meta=self.key_meta | meta)
+        else:
+            self.dp.receive(inner, self, vnet, meta=self.key_meta | meta)
 
     def _drop(self, d):
         if d.counter is not None:
@@ -632,7 +649,7 @@ class UdpTunnelVport(TunnelVport):
             return
         flags = (_F_CSUM if has_csum else 0) | (_F_DF if df else 0)
         try:
-            tun_id, flags, opts, inner = self.decap(udp, flags)
+            tun_id, flags, opts, inner, l3 = self.decap(udp, flags)
         except E.Drop as d:
             if csum_ok:
                 self._drop(d)
@@ -644,20 +661,24 @@ class UdpTunnelVport(TunnelVport):
                 return              # a bad UDP checksum: dropped by the UDP layer
             inner = full
         meta = E.tunnel_meta(family, src, dst, tos, ttl, sport, dport, flags, tun_id, opts)
-        self.deliver(meta, inner, tos, _len_less_eth)
+        self.deliver(meta, inner, tos, _len_less_eth, l3)
 
     def decap(self, udp, flags):
-        """(tun_id, tun_flags, option bytes, inner frame) of a datagram."""
+        """(tun_id, tun_flags, option bytes, inner, l3) of a datagram: ``l3``
+        0 for an Ethernet frame, else the ethertype of a packet without
+        Ethernet header, given in ``inner`` as :func:`.encap.as_frame` makes it."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ transmit
-    def _udp_encap(self, frame, tk, dport, hdr):
-        """The Encap of a UDP tunnel packet carrying ``hdr`` + ``frame``."""
+    def _udp_encap(self, frame, tk, dport, hdr, shape=None):
+        """The Encap of a UDP tunnel packet carrying ``hdr`` + ``frame``;
+        ``shape``: the Ethernet-framed view of an L3 ``frame``."""
         _check_ip_size(tk.family, 8 + len(hdr) + len(frame))
-        sport = E.udp_src_port(E.flow_hash(frame), *self.port_range)
+        shape = frame if shape is None else shape
+        sport = E.udp_src_port(E.flow_hash(shape), *self.port_range)
         payload = E.udp_header(sport, dport, len(hdr) + len(frame)) + hdr + frame
         df = bool(tk.flags & _F_DF) and tk.family == E.AF_INET
-        return Encap(tk.family, tk.src, tk.dst, E.ecn_encapsulate(tk.tos, frame), tk.ttl, df,
+        return Encap(tk.family, tk.src, tk.dst, E.ecn_encapsulate(tk.tos, shape), tk.ttl, df,
                      E.IPPROTO_UDP, payload, bool(tk.flags & _F_CSUM))
 
     def _fill_udp(self, tk, frame, dport):
@@ -708,7 +729,7 @@ class VxlanVport(UdpTunnelVport):
         if gbp is not None:
             flags |= _F_VXLAN_OPT
             opts = E.vxlan_opts(gbp)
-        return vni, flags, opts, inner
+        return vni, flags, opts, inner, 0
 
     def encapsulate(self, frame, tk):
         if tk.family == E.AF_INET and not tk.dst:
@@ -729,6 +750,40 @@ class VxlanVport(UdpTunnelVport):
         self._fill_udp(tk, frame, tk.tp_dst or self.dst_port)
 
 
+class VxlanGpeVport(VxlanVport):
+    """A VXLAN-GPE device in collect_md mode (Linux's vxlan with ``gpe``): a
+    layer 3 device (ARPHRD_NONE), whose payload's type is the GPE header's
+    next protocol; an Ethernet payload is ETH_P_TEB (MAC_PROTO_ETHERNET).
+    Linux has it as a device only (no vport type), so this is reached
+    through a netdev vport on such a device."""
+
+    def __init__(self, ops, parms):
+        super().__init__(ops, parms)
+        self.ethernet = False
+
+    def decap(self, udp, flags):
+        vni, proto, inner = E.vxlan_gpe_decap(udp)
+        if proto == E.ETH_P_TEB:
+            return vni, flags | _F_KEY, b"", inner, 0
+        return vni, flags | _F_KEY, b"", E.as_frame(proto, inner), proto
+
+    def encapsulate(self, frame, tk):
+        return self._gpe_encap(frame, tk, E.ETH_P_TEB, frame)
+
+    def encapsulate_l3(self, packet, tk, proto):
+        return self._gpe_encap(packet, tk, proto, E.as_frame(proto, packet))
+
+    def _gpe_encap(self, payload, tk, proto, shape):
+        if tk.family == E.AF_INET and not tk.dst:
+            raise TxError("tx_dropped", "bridge mode without FDB")
+        if not _vlan_inet_prepare(shape):
+            raise TxError("tx_dropped", "inner IP header cut short")
+        hdr = E.vxlan_gpe_header(tk.tun_id, proto)
+        if hdr is None:                         # -EPFNOSUPPORT
+            raise TxError("tx_errors", f"VXLAN-GPE carries no ethertype {proto:#06x}")
+        return self._udp_encap(payload, tk, tk.tp_dst or self.dst_port, hdr, shape)
+
+
 class GeneveVport(UdpTunnelVport):
     mtu_default = GENEVE_MTU
     zero_csum6_ok = False                       # use_udp6_rx_checksums
@@ -747,7 +802,7 @@ class GeneveVport(UdpTunnelVport):
         flags |= _F_KEY | (_F_OAM if oam else 0) | (_F_CRIT_OPT if crit else 0)
         if opts:
             flags |= _F_GENEVE_OPT
-        return vni, flags, opts, inner
+        return vni, flags, opts, inner, 0
 
     def encapsulate(self, frame, tk):
         if tk.family == E.AF_INET and not tk.dst:

@@ -34,6 +34,44 @@ class VxlanDeviceVport(_OnDevice, T.VxlanVport):
     pass
 
 
+class VxlanGpeDeviceVport(_OnDevice, T.VxlanGpeVport):
+    """The device also decapsulates its own copy of every packet, and a
+    layer 3 device hands that copy to the host's IP stack, where on Linux the
+    datapath's rx_handler would have consumed it (an Ethernet device's copy
+    goes nowhere: it is not addressed to the host).  So while the port is
+    attached the device drops it: strict reverse-path filtering for IPv4 (the
+    inner source routes back elsewhere) and IPv6 disabled on it; the
+    settings are put back when the port goes."""
+
+    _SYSCTLS = (("ipv4", "rp_filter", "1"), ("ipv6", "disable_ipv6", "1"))
+
+    def start(self, loop):
+        super().start(loop)
+        self._saved = []
+        if self.loop is None:
+            return                          # in memory: no device
+        for family, name, value in self._SYSCTLS:
+            path = f"/proc/sys/net/{family}/conf/{self.name}/{name}"
+            try:
+                with open(path) as f:
+                    old = f.read().strip()
+                with open(path, "w") as f:
+                    f.write(value)
+            except OSError:
+                continue                    # no IPv6 here, or the device is going
+            self._saved.append((path, old))
+
+    def destroy(self):
+        for path, old in getattr(self, "_saved", ()):
+            try:
+                with open(path, "w") as f:
+                    f.write(old)
+            except OSError:
+                pass                        # the device went first
+        self._saved = []
+        super().destroy()
+
+
 class GeneveDeviceVport(_OnDevice, T.GeneveVport):
     pass
 
@@ -45,19 +83,18 @@ class GreDeviceVport(_OnDevice, T.GreVport):
 def create(ops, parms, dev, ifindex, mtu):
     """The vport for netdev ``parms.name``, a collect_md tunnel device ``dev``
     (:class:`.rtnl_link.TunnelDevice`)."""
-    if dev.kind == "vxlan" and not dev.gpe:
-        vport = VxlanDeviceVport(ops, parms)
+    if dev.kind == "vxlan":
+        vport = (VxlanGpeDeviceVport if dev.gpe else VxlanDeviceVport)(ops, parms)
         vport.dst_port = dev.dst_port
-        vport.gbp = dev.gbp
+        vport.gbp = dev.gbp and not dev.gpe
     elif dev.kind == "geneve":
         vport = GeneveDeviceVport(ops, parms)
         vport.dst_port = dev.dst_port
     elif dev.kind == "gretap":
         vport = GreDeviceVport(ops, parms)
     else:
-        what = "vxlan-gpe" if dev.kind == "vxlan" else dev.kind
-        raise NetlinkError(errno.EOPNOTSUPP, f"{parms.name} is a {what} device in external "
-                           f"mode: ovsdp has no {what} tunnels")
+        raise NetlinkError(errno.EOPNOTSUPP, f"{parms.name} is a {dev.kind} device in "
+                           f"external mode: ovsdp has no {dev.kind} tunnels")
     vport.ifindex = ifindex
     vport.mtu = mtu
     return vport
