@@ -41,6 +41,7 @@ from ..client.dpif import Dpif
 from ..client.netlink import default_socket_path
 from ..netlink import attr as A
 from ..odp import OdpParseError, format_actions, format_key, parse_actions, parse_key
+from ..uapi import attrs as ATTRS
 from . import dpctl_meter
 
 PROGRAM = "ovsdp dpctl"
@@ -245,7 +246,7 @@ def ufid_from_string(s):
 
 
 # Key attributes whose payload is itself a stream of attributes.
-_NESTED_KEY = {U.OVS_KEY_ATTR_ENCAP, U.OVS_KEY_ATTR_TUNNEL, U.OVS_KEY_ATTR_NSH}
+_NESTED_KEY = ATTRS.KEY.nested_types()
 
 
 def _attr_list(buf):

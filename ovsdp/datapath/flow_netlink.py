@@ -85,6 +85,7 @@ from ..netlink.attr import (
     nla_u32,
     validate_nla,
 )
+from ..uapi import attrs as ATTRS
 from . import conntrack
 from . import key_layout as K
 from .skb import TunnelInfo
@@ -147,14 +148,13 @@ _ND = U.OVS_KEY_ND
 _CT4 = U.OVS_KEY_CT_TUPLE_IPV4
 _CT6 = U.OVS_KEY_CT_TUPLE_IPV6
 
-_VARIABLE = U.OVS_ATTR_VARIABLE
-_NESTED = U.OVS_ATTR_NESTED
-
-# ovs_key_lens[]: absent entries are 0 (as in the kernel's sparse array).
-_KEY_LENS = dict(U.OVS_KEY_LENS)
-# ovs_tunnel_key_lens[]: PAD has no entry, hence length 0.
-_TUNNEL_KEY_LENS = {t: n for t, n in U.OVS_TUNNEL_KEY_LENS.items()}
-_VXLAN_EXT_LENS = {U.OVS_VXLAN_EXT_GBP: 4}
+# ovs_key_lens[] and the tables its rows' .next point to (uapi/attrs.py)
+_VARIABLE = ATTRS.VARIABLE
+_NESTED = ATTRS.NESTED
+_KEY = ATTRS.KEY
+_TUNNEL_KEY = ATTRS.TUNNEL_KEY
+_VXLAN_EXT = ATTRS.VXLAN_EXT
+_NSH_KEY = ATTRS.NSH_KEY
 
 # The fields of struct ip_tunnel_key (SW_FLOW_KEY_MEMSET_FIELD(tun_key)).
 _TUN_KEY_FIELDS = ("tun_id", "tun_ipv4_src", "tun_ipv4_dst", "tun_ipv6_src", "tun_ipv6_dst",
@@ -251,12 +251,11 @@ def _parse_flow_nlattrs(buf, a, attrs, log, nz):
         t = raw & _TYPE_MASK
         if t > OVS_KEY_ATTR_MAX:
             raise _err(log, f"Key type {t} is out of range max {OVS_KEY_ATTR_MAX}")
-        if t in (U.OVS_KEY_ATTR_PACKET_TYPE, U.OVS_KEY_ATTR_ND_EXTENSIONS,
-                 U.OVS_KEY_ATTR_TUNNEL_INFO):
+        expected = _KEY.length(t)
+        if expected is None:                    # userspace-only types
             raise _err(log, f"Key type {t} is not supported")
         if attrs & _bit(t):
             raise _err(log, f"Duplicate key (type {t}).")
-        expected = _KEY_LENS.get(t, 0)
         if expected not in (_NESTED, _VARIABLE) and len(payload) != expected:
             raise _err(log, f"Key {t} has unexpected len {len(payload)} expected {expected}")
         if not nz or any(payload):
@@ -290,7 +289,7 @@ def _vxlan_tun_opt(payload, m, is_mask, log):
         t = raw & _TYPE_MASK
         if t > OVS_VXLAN_EXT_MAX:
             raise _err(log, f"VXLAN extension {t} out of range max {OVS_VXLAN_EXT_MAX}")
-        expected = _VXLAN_EXT_LENS.get(t, 0)
+        expected = _VXLAN_EXT.length(t)
         if len(p) != expected:
             raise _err(log, f"VXLAN extension {t} has unexpected len {len(p)} "
                             f"expected {expected}")
@@ -324,7 +323,7 @@ def _ip_tun_from_nlattr(payload, m, is_mask, log):
         t = raw & _TYPE_MASK
         if t > OVS_TUNNEL_KEY_ATTR_MAX:
             raise _err(log, f"Tunnel attr {t} out of range max {OVS_TUNNEL_KEY_ATTR_MAX}")
-        expected = _TUNNEL_KEY_LENS.get(t, 0)
+        expected = _TUNNEL_KEY.length(t)
         if expected not in (_NESTED, _VARIABLE) and len(p) != expected:
             raise _err(log, f"Tunnel attr {t} has unexpected len {len(p)} expected {expected}")
         if t == U.OVS_TUNNEL_KEY_ATTR_ID:
@@ -680,37 +679,24 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
 
 
 # ------------------------------------------------------- exact match masks
-# nlattr_set() tables: which attribute types are nested, per nesting level.
-_KEY_LEVEL = "key"
-_TUN_LEVEL = "tunnel"
-_VXLAN_LEVEL = "vxlan"
-_NSH_LEVEL = "nsh"
-_NESTED_NEXT = {
-    _KEY_LEVEL: {U.OVS_KEY_ATTR_ENCAP: _KEY_LEVEL, U.OVS_KEY_ATTR_TUNNEL: _TUN_LEVEL,
-                 U.OVS_KEY_ATTR_NSH: _NSH_LEVEL},
-    _TUN_LEVEL: {U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS: _VXLAN_LEVEL},
-    _VXLAN_LEVEL: {},
-    _NSH_LEVEL: {},
-}
-
-
-def _mask_set_nlattr(buf, level=_KEY_LEVEL):
-    """nlattr_set(attr, 0xff): a copy of a validated stream, payloads all-ones."""
+def _mask_set_nlattr(buf, table=_KEY):
+    """nlattr_set(attr, 0xff): a copy of a validated stream, payloads all-ones
+    (nested ones as their table's rows say)."""
     out = bytearray(buf)
     off = 0
     n = len(buf)
-    nested = _NESTED_NEXT[level]
     while n - off >= 4:
         alen, raw = _NLA.unpack_from(buf, off)
         if alen < 4 or alen > n - off:
             break
         t = raw & _TYPE_MASK
         start, end = off + 4, off + alen
-        if t in nested:
-            out[start:end] = _mask_set_nlattr(bytes(buf[start:end]), nested[t])
+        inner = table.next(t)
+        if inner is not None:
+            out[start:end] = _mask_set_nlattr(bytes(buf[start:end]), inner)
         else:
             out[start:end] = b"\xff" * (end - start)
-        if level == _KEY_LEVEL and t == U.OVS_KEY_ATTR_CT_STATE and end - start >= 4:
+        if table is _KEY and t == U.OVS_KEY_ATTR_CT_STATE and end - start >= 4:
             v = _U32.unpack_from(out, start)[0] & CT_SUPPORTED_MASK
             _U32.pack_into(out, start, v)
         off += align(alen)
@@ -1154,9 +1140,8 @@ class Userspace:
 # An ActionList is a tuple of (OVS_ACTION_ATTR_* type, argument) pairs.
 ActionList = tuple
 
-# action_lens[]: None = variable length; absent types (UNSPEC) are 0.
-_ACTION_LENS = {t: (None if n in (_VARIABLE, _NESTED) else n)
-                for t, n in U.OVS_ACTION_LENS.items()}
+# action_lens[] (uapi/attrs.py): absent types (UNSPEC) are 0.
+_ACTION = ATTRS.ACTION
 
 _USERSPACE_POLICY = {
     U.OVS_USERSPACE_ATTR_PID: Policy(U32),
@@ -1187,8 +1172,6 @@ def _not_implemented(t, log):
 _TUN_P_ETH_TYPES = (K.ETH_P_IP, K.ETH_P_IPV6, K.ETH_P_NSH, K.ETH_P_MPLS_UC, K.ETH_P_TEB)
 NSH_M_TYPE1, NSH_M_TYPE2 = 1, 2
 NSH_CTX_HDRS_MAX_LEN = 248
-_NSH_KEY_LENS = {U.OVS_NSH_KEY_ATTR_UNSPEC: 0, U.OVS_NSH_KEY_ATTR_BASE: 8,
-                 U.OVS_NSH_KEY_ATTR_MD1: 16, U.OVS_NSH_KEY_ATTR_MD2: None}
 
 
 def _validate_push_nsh(payload, log):
@@ -1209,8 +1192,8 @@ def _validate_push_nsh(payload, log):
         t = raw & _TYPE_MASK
         if t > U.OVS_NSH_KEY_ATTR_MAX:
             raise _err(log, f"nsh attr {t} is out of range max {U.OVS_NSH_KEY_ATTR_MAX}")
-        want = _NSH_KEY_LENS[t]
-        if want is not None and len(p) != want:
+        want = _NSH_KEY.length(t)
+        if want is not _VARIABLE and len(p) != want:
             raise _err(log, f"nsh attr {t} has unexpected len {len(p)} expected {want}")
         if t == U.OVS_NSH_KEY_ATTR_BASE:
             mdtype = p[2]
@@ -1324,7 +1307,7 @@ def _validate_set(payload, key, mac_proto_none, eth_type, masked, log):
         key_len //= 2
     if key_type > OVS_KEY_ATTR_MAX:
         raise _err(log, f"{what} action: key type {key_type} out of range")
-    expected = _KEY_LENS.get(key_type, 0)
+    expected = _KEY.length(key_type) or 0
     if expected not in (_NESTED, _VARIABLE) and key_len != expected:
         raise _err(log, f"{what} action: key {key_type} has unexpected len {key_len} "
                         f"expected {expected}")
@@ -1516,8 +1499,8 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
         t = raw & _TYPE_MASK
         if t > OVS_ACTION_ATTR_MAX:
             raise _err(log, f"Unknown Action type {t}")
-        expected = _ACTION_LENS.get(t, 0)
-        if expected is not None and len(p) != expected:
+        expected = _ACTION.length(t)
+        if expected is not _VARIABLE and len(p) != expected:
             raise _err(log, f"Action {_ACTION_NAMES.get(t, t)} has unexpected len {len(p)} "
                             f"expected {expected}")
         is_last = alen == rem_before        # nla_is_last()

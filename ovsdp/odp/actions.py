@@ -9,6 +9,7 @@ import struct
 
 from .. import uapi as U
 from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, nla, nla_nest
+from ..uapi import attrs as ATTRS
 from ._util import (
     DELIMITERS,
     DELIMITERS_END,
@@ -34,9 +35,10 @@ from ._util import (
     spaced_hex,
 )
 from .keys import (
-    KEY_LENS,
+    KEY,
     NESTED,
-    NSH_LENS,
+    NSH_KEY,
+    VARIABLE,
     _attrs,
     _Ctx,
     _le128,
@@ -54,36 +56,9 @@ _BE16 = struct.Struct("!H")
 _BE32 = struct.Struct("!I")
 
 UINT32_MAX = 0xFFFFFFFF
-VARIABLE = -2
-
-# odp_action_len(): fixed payload sizes; VARIABLE for the others.
-ACTION_LENS = {
-    U.OVS_ACTION_ATTR_OUTPUT: 4,
-    U.OVS_ACTION_ATTR_TRUNC: 4,
-    U.OVS_ACTION_ATTR_METER: 4,
-    U.OVS_ACTION_ATTR_USERSPACE: VARIABLE,
-    U.OVS_ACTION_ATTR_PUSH_VLAN: 4,
-    U.OVS_ACTION_ATTR_POP_VLAN: 0,
-    U.OVS_ACTION_ATTR_PUSH_MPLS: 8,
-    U.OVS_ACTION_ATTR_POP_MPLS: 2,
-    U.OVS_ACTION_ATTR_RECIRC: 4,
-    U.OVS_ACTION_ATTR_HASH: 8,
-    U.OVS_ACTION_ATTR_SET: VARIABLE,
-    U.OVS_ACTION_ATTR_SET_MASKED: VARIABLE,
-    U.OVS_ACTION_ATTR_SAMPLE: VARIABLE,
-    U.OVS_ACTION_ATTR_CT: VARIABLE,
-    U.OVS_ACTION_ATTR_CT_CLEAR: 0,
-    U.OVS_ACTION_ATTR_PUSH_ETH: 12,
-    U.OVS_ACTION_ATTR_POP_ETH: 0,
-    U.OVS_ACTION_ATTR_CLONE: VARIABLE,
-    U.OVS_ACTION_ATTR_PUSH_NSH: VARIABLE,
-    U.OVS_ACTION_ATTR_POP_NSH: 0,
-    U.OVS_ACTION_ATTR_CHECK_PKT_LEN: VARIABLE,
-    U.OVS_ACTION_ATTR_ADD_MPLS: 8,
-    U.OVS_ACTION_ATTR_DEC_TTL: VARIABLE,
-    U.OVS_ACTION_ATTR_DROP: 4,
-    U.OVS_ACTION_ATTR_PSAMPLE: VARIABLE,
-}
+ATTR_LEN_INVALID = -1
+# odp_action_len(): the action table's ``ovs`` column (uapi/attrs.py)
+ACTION = ATTRS.ACTION
 
 # ------------------------------------------------------ userspace cookies
 # struct user_action_cookie (lib/odp-util.h), 48 bytes: u16 type, ofp_port_t
@@ -365,8 +340,8 @@ def _format_set_nsh(p):
     m = dict(flags=0xFF, ttl=0xFF, mdtype=0xFF, np=0xFF, path=0xFFFFFFFF,
              ctx=[0xFFFFFFFF] * 4)
     for t, sub in _attrs(p)[0]:
-        exp = NSH_LENS.get(t)
-        if exp is None or (exp != VARIABLE and len(sub) != 2 * exp):
+        exp = NSH_KEY.ovs_length(t)
+        if exp is None or (exp is not VARIABLE and len(sub) != 2 * exp):
             break
         if t == U.OVS_NSH_KEY_ATTR_BASE:
             names = ("flags", "ttl", "mdtype", "np", "path")
@@ -387,8 +362,10 @@ def _generic(t, p):
 
 def format_action(t, p, port_names=None):
     """format_odp_action(): one action attribute as text."""
-    exp = ACTION_LENS.get(t, -1)
-    if exp != VARIABLE and len(p) != exp:
+    exp = ACTION.ovs_length(t)
+    if exp is None:
+        exp = ATTR_LEN_INVALID
+    if exp is not VARIABLE and len(p) != exp:
         return f"bad length {len(p)}, expected {exp} for: {_generic(t, p)}"
     if t == U.OVS_ACTION_ATTR_METER:
         return f"meter({_U32.unpack(p)[0]})"
@@ -605,7 +582,7 @@ def _parse_set(cur, ctx):
     mlen = _U16.unpack_from(m, 0)[0] - 4
     kp = k[4:4 + klen]
     mp = m[4:4 + mlen]
-    if (klen == mlen and KEY_LENS.get(ktype) != NESTED and not is_all(mp, 0xFF)):
+    if (klen == mlen and KEY.ovs_length(ktype) is not NESTED and not is_all(mp, 0xFF)):
         return nla_nest(U.OVS_ACTION_ATTR_SET_MASKED, nla(ktype, kp + mp))
     return nla_nest(U.OVS_ACTION_ATTR_SET, k)
 

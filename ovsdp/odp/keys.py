@@ -11,6 +11,7 @@ import struct
 
 from .. import uapi as U
 from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, iter_attrs, nla, nla_nest
+from ..uapi import attrs as ATTRS
 from ._util import (
     DELIMITERS,
     Cursor,
@@ -40,107 +41,15 @@ MAX_ODP_NESTED = 32
 NLA_TYPE_MASK = U.NLA_TYPE_MASK
 
 # ----------------------------------------------------------------- tables
-KEY_NAMES = {
-    U.OVS_KEY_ATTR_UNSPEC: "unspec",
-    U.OVS_KEY_ATTR_ENCAP: "encap",
-    U.OVS_KEY_ATTR_PRIORITY: "skb_priority",
-    U.OVS_KEY_ATTR_SKB_MARK: "skb_mark",
-    U.OVS_KEY_ATTR_CT_STATE: "ct_state",
-    U.OVS_KEY_ATTR_CT_ZONE: "ct_zone",
-    U.OVS_KEY_ATTR_CT_MARK: "ct_mark",
-    U.OVS_KEY_ATTR_CT_LABELS: "ct_label",
-    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4: "ct_tuple4",
-    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6: "ct_tuple6",
-    U.OVS_KEY_ATTR_TUNNEL: "tunnel",
-    U.OVS_KEY_ATTR_IN_PORT: "in_port",
-    U.OVS_KEY_ATTR_ETHERNET: "eth",
-    U.OVS_KEY_ATTR_VLAN: "vlan",
-    U.OVS_KEY_ATTR_ETHERTYPE: "eth_type",
-    U.OVS_KEY_ATTR_IPV4: "ipv4",
-    U.OVS_KEY_ATTR_IPV6: "ipv6",
-    U.OVS_KEY_ATTR_TCP: "tcp",
-    U.OVS_KEY_ATTR_TCP_FLAGS: "tcp_flags",
-    U.OVS_KEY_ATTR_UDP: "udp",
-    U.OVS_KEY_ATTR_SCTP: "sctp",
-    U.OVS_KEY_ATTR_ICMP: "icmp",
-    U.OVS_KEY_ATTR_ICMPV6: "icmpv6",
-    U.OVS_KEY_ATTR_ARP: "arp",
-    U.OVS_KEY_ATTR_ND: "nd",
-    U.OVS_KEY_ATTR_ND_EXTENSIONS: "nd_ext",
-    U.OVS_KEY_ATTR_MPLS: "mpls",
-    U.OVS_KEY_ATTR_DP_HASH: "dp_hash",
-    U.OVS_KEY_ATTR_RECIRC_ID: "recirc_id",
-    U.OVS_KEY_ATTR_PACKET_TYPE: "packet_type",
-    U.OVS_KEY_ATTR_NSH: "nsh",
-}
-
-NESTED = -3
-VARIABLE = -2
-
-# ovs_flow_key_attr_lens (lib/odp-util.c); types not listed are unknown.
-KEY_LENS = {
-    U.OVS_KEY_ATTR_ENCAP: NESTED,
-    U.OVS_KEY_ATTR_PRIORITY: 4,
-    U.OVS_KEY_ATTR_SKB_MARK: 4,
-    U.OVS_KEY_ATTR_DP_HASH: 4,
-    U.OVS_KEY_ATTR_RECIRC_ID: 4,
-    U.OVS_KEY_ATTR_TUNNEL: NESTED,
-    U.OVS_KEY_ATTR_IN_PORT: 4,
-    U.OVS_KEY_ATTR_ETHERNET: 12,
-    U.OVS_KEY_ATTR_VLAN: 2,
-    U.OVS_KEY_ATTR_ETHERTYPE: 2,
-    U.OVS_KEY_ATTR_MPLS: VARIABLE,
-    U.OVS_KEY_ATTR_IPV4: 12,
-    U.OVS_KEY_ATTR_IPV6: 40,
-    U.OVS_KEY_ATTR_TCP: 4,
-    U.OVS_KEY_ATTR_TCP_FLAGS: 2,
-    U.OVS_KEY_ATTR_UDP: 4,
-    U.OVS_KEY_ATTR_SCTP: 4,
-    U.OVS_KEY_ATTR_ICMP: 2,
-    U.OVS_KEY_ATTR_ICMPV6: 2,
-    U.OVS_KEY_ATTR_ARP: 24,
-    U.OVS_KEY_ATTR_ND: 28,
-    U.OVS_KEY_ATTR_ND_EXTENSIONS: 8,
-    U.OVS_KEY_ATTR_CT_STATE: 4,
-    U.OVS_KEY_ATTR_CT_ZONE: 2,
-    U.OVS_KEY_ATTR_CT_MARK: 4,
-    U.OVS_KEY_ATTR_CT_LABELS: 16,
-    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4: 16,
-    U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6: 40,
-    U.OVS_KEY_ATTR_PACKET_TYPE: 4,
-    U.OVS_KEY_ATTR_NSH: NESTED,
-    # Linux (5.18+) reports the IPv6 extension-header bits with every IPv6
-    # flow, nearly always with a zero mask.  Open vSwitch 3.1 predates it
-    # (its table ends at ND_EXTENSIONS, so it prints a "bad key length"
-    # dump of it glued to the previous field, which no parser reads).  Known
-    # here by length, it is left out when wildcarded like any other field,
-    # and printed generically, key32(...), when a flow matches on it.
-    U.OVS_KEY_ATTR_IPV6_EXTHDRS: 2,
-}
-
-TUN_LENS = {
-    U.OVS_TUNNEL_KEY_ATTR_ID: 8,
-    U.OVS_TUNNEL_KEY_ATTR_IPV4_SRC: 4,
-    U.OVS_TUNNEL_KEY_ATTR_IPV4_DST: 4,
-    U.OVS_TUNNEL_KEY_ATTR_TOS: 1,
-    U.OVS_TUNNEL_KEY_ATTR_TTL: 1,
-    U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT: 0,
-    U.OVS_TUNNEL_KEY_ATTR_CSUM: 0,
-    U.OVS_TUNNEL_KEY_ATTR_OAM: 0,
-    U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS: VARIABLE,
-    U.OVS_TUNNEL_KEY_ATTR_TP_SRC: 2,
-    U.OVS_TUNNEL_KEY_ATTR_TP_DST: 2,
-    U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS: NESTED,
-    U.OVS_TUNNEL_KEY_ATTR_IPV6_SRC: 16,
-    U.OVS_TUNNEL_KEY_ATTR_IPV6_DST: 16,
-    U.OVS_TUNNEL_KEY_ATTR_PAD: 0,
-    U.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS: VARIABLE,
-    U.OVS_TUNNEL_KEY_ATTR_IPV4_INFO_BRIDGE: 0,
-}
-
-VXLAN_LENS = {U.OVS_VXLAN_EXT_GBP: 4}
-NSH_LENS = {U.OVS_NSH_KEY_ATTR_BASE: 8, U.OVS_NSH_KEY_ATTR_MD1: 16,
-            U.OVS_NSH_KEY_ATTR_MD2: VARIABLE}
+# Open vSwitch userspace's view of the attributes (ovs_flow_key_attr_lens[]):
+# the ``ovs`` column of uapi/attrs.py; a type it has no length for is unknown.
+NESTED = ATTRS.NESTED
+VARIABLE = ATTRS.VARIABLE
+KEY = ATTRS.KEY
+TUNNEL_KEY = ATTRS.TUNNEL_KEY
+VXLAN_EXT = ATTRS.VXLAN_EXT
+NSH_KEY = ATTRS.NSH_KEY
+KEY_NAMES = KEY.names()
 
 # Flag bits of struct flow_tnl (lib/packets.h) used by the text form.
 FLOW_TNL_F_OAM = 1 << 0
@@ -322,7 +231,7 @@ def format_u128(value, mask, verbose):
 def _mask_is_constant(atype, mask, c):
     """odp_mask_is_constant__() for c in (0, -1)."""
     b = 0 if c == 0 else 0xFF
-    if atype in (U.OVS_KEY_ATTR_UNSPEC, U.OVS_KEY_ATTR_ENCAP) or atype not in KEY_LENS:
+    if atype in (U.OVS_KEY_ATTR_UNSPEC, U.OVS_KEY_ATTR_ENCAP) or KEY.ovs_length(atype) is None:
         return False
     if atype == U.OVS_KEY_ATTR_TCP_FLAGS:
         return (_BE16.unpack(mask)[0] & TCP_FLAGS_MASK) == (TCP_FLAGS_MASK if c else 0)
@@ -347,21 +256,17 @@ def _mask_is_wildcard(atype, mask):
     return _mask_is_constant(atype, mask, 0)
 
 
-def _wildcard_mask(atype, payload, lens):
+def _wildcard_mask(atype, payload, table):
     """generate_all_wildcard_mask(): zeros shaped like the key attribute."""
-    if lens.get(atype) != NESTED:
+    if table.ovs_length(atype) is not NESTED:
         return bytes(len(payload))
-    sub = {U.OVS_KEY_ATTR_TUNNEL: TUN_LENS, U.OVS_KEY_ATTR_NSH: NSH_LENS}.get(atype)
-    if lens is TUN_LENS and atype == U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS:
-        sub = VXLAN_LENS
-    if sub is None:
-        sub = lens
+    sub = table.next(atype)
     return b"".join(nla(t, _wildcard_mask(t, p, sub)) for t, p in _attrs(payload)[0])
 
 
-def _check_len(atype, key, mask, lens):
+def _check_len(atype, key, mask, table):
     """check_attr_len(): None if fine, else the text OVS prints."""
-    exp = lens.get(atype)
+    exp = table.ovs_length(atype)
     if exp is None or exp in (VARIABLE, NESTED):
         # Unknown types are printed generically as keyN(...).
         return None
@@ -396,7 +301,7 @@ def _format_vxlan_opts(key, mask, verbose):
             m = _find(mask, t)
             if m is None:
                 m = bytes(len(p))
-        bad = _check_len(t, p, m, VXLAN_LENS)
+        bad = _check_len(t, p, m, VXLAN_EXT)
         if bad is not None:
             out += bad
             continue
@@ -481,8 +386,8 @@ def _format_tunnel(key, mask, verbose):
         if mask is not None:
             m = _find(mask, t)
             if m is None:
-                m = _wildcard_mask(t, p, TUN_LENS)
-        bad = _check_len(t, p, m, TUN_LENS)
+                m = _wildcard_mask(t, p, TUNNEL_KEY)
+        bad = _check_len(t, p, m, TUNNEL_KEY)
         if bad is not None:
             out += bad
             continue
@@ -548,7 +453,7 @@ def _nsh_fields(key, mask):
              ctx=[0xFFFFFFFF] * 4)
     for t, p in _attrs(key)[0]:
         mp = _find(mask, t) if mask is not None else None
-        if _check_len(t, p, mp, NSH_LENS) is not None:
+        if _check_len(t, p, mp, NSH_KEY) is not None:
             continue
         if t == U.OVS_NSH_KEY_ATTR_BASE:
             k.update(zip(("flags", "ttl", "mdtype", "np", "path"),
@@ -601,7 +506,7 @@ def format_nsh_key_mask(k, m):
 
 def format_key_attr(atype, key, mask, verbose, port_names=None):
     """format_odp_key_attr(): one attribute as ``name(...)``."""
-    bad = _check_len(atype, key, mask, KEY_LENS)
+    bad = _check_len(atype, key, mask, KEY)
     if bad is not None:
         return bad
     return _format_key_attr(atype, key, mask, verbose, port_names)
@@ -759,20 +664,21 @@ def _format_flow(key, mask, verbose, port_names):
     has_ethtype = has_packet_type = False
     for t, p in attrs:
         ma = _find(mask, t) if mask else None
-        if _check_len(t, p, ma, KEY_LENS) is not None:
-            out.append(_check_len(t, p, ma, KEY_LENS))
+        bad = _check_len(t, p, ma, KEY)
+        if bad is not None:
+            out.append(bad)
             continue
         if t == U.OVS_KEY_ATTR_ETHERTYPE:
             has_ethtype = True
         elif t == U.OVS_KEY_ATTR_PACKET_TYPE:
             has_packet_type = True
-        nested = KEY_LENS.get(t) == NESTED
+        nested = KEY.ovs_length(t) is NESTED
         wildcard = False
         if mask:
             wildcard = _mask_is_wildcard(t, ma) if ma is not None else True
         if verbose or not wildcard or nested:
             if wildcard and ma is None:
-                ma = _wildcard_mask(t, p, KEY_LENS)
+                ma = _wildcard_mask(t, p, KEY)
             out.append(_format_key_attr(t, p, ma, verbose, port_names))
         elif t == U.OVS_KEY_ATTR_ETHERNET and not has_packet_type:
             out.append("eth()")
