@@ -180,11 +180,18 @@ def run(args):
         subprocess.run(["ip", "netns", "del", netns])
     took = time.monotonic() - t0
     results = {}
+    failed = []
     for ln in output.splitlines():
         m = RESULT_RE.match(ln)
         if m:
             results[m.group(2).strip()] = m.group(3).split()[0]
             print(ln, flush=True)
+            if m.group(3).startswith("FAILED"):
+                failed.append(int(m.group(1)))
+    for n in failed:
+        print(why_failed(tree, n))
+    if failed:
+        print(daemon_complaints(os.path.join(work, "ovsdp.log")))
     counts = {k: sum(1 for v in results.values() if v == k) for k in ("ok", "FAILED",
                                                                       "skipped")}
     print(f"\n{counts['ok']} passed, {counts['FAILED']} failed, {counts['skipped']} skipped "
@@ -203,6 +210,30 @@ def run(args):
     else:
         shutil.rmtree(work, ignore_errors=True)
     return rc
+
+
+def why_failed(tree, n, lines=12):
+    """The first lines of what test ``n``'s checks saw differ (its log's diff)."""
+    path = os.path.join(tree, "tests", "system-kmod-testsuite.dir", f"{n:03d}",
+                        "system-kmod-testsuite.log")
+    try:
+        with open(path, errors="replace") as f:
+            diff = [ln.rstrip()[:300] for ln in f if ln[:1] in "+-" and ln[:3] not in
+                    ("+++", "---")]
+    except OSError:
+        return f"  {n}: no log"
+    return f"  {n}: " + ("\n     ".join(diff[:lines]) or "no diff in its log")
+
+
+def daemon_complaints(path, lines=20):
+    """The ovsdp daemon's warnings and errors of the run."""
+    try:
+        with open(path, errors="replace") as f:
+            bad = [ln.rstrip()[:300] for ln in f if " WARNING " in ln or " ERROR " in ln
+                   or "Traceback" in ln]
+    except OSError:
+        return "  (no daemon log)"
+    return "  ovsdp daemon: " + ("\n    ".join(bad[-lines:]) or "no warnings")
 
 
 def main(argv=None):
