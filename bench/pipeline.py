@@ -27,7 +27,7 @@ import tracemalloc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ovsdp import odp  # noqa: E402
+from ovsdp import odp, vports  # noqa: E402
 from ovsdp import uapi as U  # noqa: E402
 from ovsdp.client.dpif import Dpif  # noqa: E402
 from ovsdp.datapath import flow_netlink as FN  # noqa: E402
@@ -48,7 +48,7 @@ def udp_frame(src_ip, dst_ip, sport, dport, src_mac=b"\x00\x00\x00\x00\x00\x01",
 
 
 def setup(n_ports=2):
-    m = Module(real_devices=False)
+    m = vports.register(Module(real_devices=False))
     dp = m.new_datapath(m.init_net, "bench")
     m.new_vport(VportParms("bench", U.OVS_VPORT_TYPE_INTERNAL, None, dp, 0, b"\0\0\0\0"))
     m.add_datapath(dp)

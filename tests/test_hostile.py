@@ -19,6 +19,7 @@ import pytest
 from ovsdp import odp
 from ovsdp import uapi as U
 from ovsdp.client.dpif import Dpif
+from ovsdp.datapath import datapath as DP
 from ovsdp.datapath import flow_key as F
 from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath import key_layout as K
@@ -127,7 +128,7 @@ def test_a_frame_that_fails_does_not_drop_the_rest_of_its_batch(daemon, dpif):
         k = F.extract(frame, meta)
         dpif.flow_new("fzb", FN.put_key(k, k, False), odp.parse_actions("set(skb_mark(1)),2"))
     module = daemon.module
-    real = module.execute_actions
+    real = DP.execute_actions
 
     def flaky(dp, skb, key, acts):
         if bytes(skb.data) == bad:
@@ -136,11 +137,11 @@ def test_a_frame_that_fails_does_not_drop_the_rest_of_its_batch(daemon, dpif):
 
     def run():
         dp = module.find_datapath(module.init_net, "fzb")
-        module.execute_actions = flaky
+        DP.execute_actions = flaky
         try:
             dp.receive_batch([good[0], bad, good[1], bad, good[2]], dp.ports[1])
         finally:
-            module.execute_actions = real
+            DP.execute_actions = real
         return dp.ports[2].fetch(), dp.drop_reasons["internal_error"]
     assert daemon.call(run) == (good, 2)
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ovsdp import odp
+from ovsdp import odp, vports
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath.flow_table import Flow
@@ -54,7 +54,7 @@ class FakeSock:
 
 @pytest.fixture
 def port():
-    m = Module(real_devices=False)
+    m = vports.register(Module(real_devices=False))
     dp = m.new_datapath(m.init_net, "rdp")
     m.new_vport(VportParms("rdp", U.OVS_VPORT_TYPE_INTERNAL, None, dp, 0, b"\0\0\0\0"))
     m.add_datapath(dp)

@@ -15,6 +15,7 @@ import socket
 import pytest
 
 from ovsdp import uapi as U
+from ovsdp import vports
 from ovsdp.client.dpif import Dpif
 from ovsdp.client.netlink import NetlinkSocket
 from ovsdp.datapath.module import Module, OvsNet
@@ -61,7 +62,7 @@ class _ClientEnd:
 
 @pytest.fixture
 def world():
-    m = Module(real_devices=False)
+    m = vports.register(Module(real_devices=False))
     there = m.add_net(OvsNet(("test", 2), name="there"))
     released = []
     m.net_unused = released.append

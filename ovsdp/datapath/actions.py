@@ -26,8 +26,11 @@ skb->len (TRUNC, CHECK_PKT_LEN, the truncation on output) therefore do not
 count an outer tag here either, so results match the kernel's on the wire.
 
 Errors are positive errno values (0 for success), like the rest of ovsdp.
-CT, METER, PSAMPLE and NSH actions are not supported: executing one is an
-action error (EOPNOTSUPP); validation rejects them before.
+CT, PSAMPLE and NSH actions are not supported: executing one is an action
+error (EOPNOTSUPP); validation rejects them before.
+
+What the actions need of a datapath is :class:`ActionsDatapath`
+(:class:`~.datapath.Datapath` is one; the tests have another).
 """
 
 import collections
@@ -35,12 +38,37 @@ import errno
 import os
 import random
 import struct
+from typing import Protocol
 
 from .. import uapi as U
 from . import flow_key as FK
 from . import key_layout as K
-from .datapath import now_ms as _now_ms
+from .meter import now_ms as _now_ms
 from .skb import TunnelInfo
+
+
+class ActionsDatapath(Protocol):
+    """The datapath as the actions see it."""
+
+    ports: dict              # port_no -> Vport (output(), mtu, tunnel, ...)
+    meters: dict             # meter id -> meter.Meter
+    user_features: int       # OVS_DP_F_*
+    exec_level: int          # the recursion level of execute_actions()
+    deferred: collections.deque   # the deferred-actions FIFO
+
+    def upcall(self, skb, key, cmd, portid, userdata=None, actions=None,
+               egress_tun_info=None, cutlen=0):
+        """ovs_dp_upcall(): 0 or an errno."""
+
+    def recirc(self, skb, key):
+        """ovs_dp_process_packet() of a recirculated packet."""
+
+    def drop(self, skb, reason):
+        """kfree_skb_reason(): count a drop."""
+
+    def get_upcall_portid(self, cpu):
+        """ovs_dp_get_upcall_portid() (per-CPU dispatch)."""
+
 
 OVS_RECURSION_LIMIT = 5
 OVS_DEFERRED_ACTION_THRESHOLD = OVS_RECURSION_LIMIT - 2
@@ -347,7 +375,7 @@ def _output_userspace(dp, skb, kx, us, acts):
     """output_userspace(): an OVS_PACKET_CMD_ACTION upcall."""
     if skb.upcall_pid:
         portid = skb.upcall_pid         # EXECUTE's OVS_PACKET_ATTR_UPCALL_PID wins
-    elif getattr(dp, "user_features", 0) & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU:
+    elif dp.user_features & U.OVS_DP_F_DISPATCH_UPCALL_PER_CPU:
         portid = dp.get_upcall_portid(skb.hash % _NR_CPUS)
     else:
         portid = us.pid
@@ -1050,14 +1078,14 @@ def _do_execute(dp, skb, kx, acts):
     return 0
 
 
-def execute_actions(dp, skb, key, acts):
+def execute_actions(dp: ActionsDatapath, skb, key, acts):
     """ovs_execute_actions(): run ActionList ``acts`` on ``skb``.
 
     ``key`` is the packet's (unmasked, valid) flow key.  Returns 0 or a
     positive errno (ENETDOWN when the recursion limit is hit, or the error
     of the action that failed).
     """
-    level = getattr(dp, "exec_level", 0) + 1
+    level = dp.exec_level + 1
     dp.exec_level = level
     try:
         if level > OVS_RECURSION_LIMIT:
@@ -1071,6 +1099,5 @@ def execute_actions(dp, skb, key, acts):
     finally:
         dp.exec_level = level - 1
         if level == 1:
-            fifo = getattr(dp, "deferred", None)
-            if fifo:
-                fifo.clear()
+            if dp.deferred:
+                dp.deferred.clear()

@@ -14,7 +14,9 @@ import time
 
 from .. import uapi as U
 from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
+from . import flow_key, flow_netlink, offload
 from . import key_layout as K
+from .actions import execute_actions
 from .flow_table import FlowTable
 from .skb import Skb
 
@@ -26,11 +28,6 @@ _monotonic_ns = time.monotonic_ns
 
 # Packet sizes (nla_attr_size(len) must fit a u16 netlink attribute length)
 _MAX_UPCALL_PACKET = 0xFFFF - 4
-
-
-def now_ms():
-    """Milliseconds on the monotonic clock, the clock OVS_FLOW_ATTR_USED uses."""
-    return _monotonic_ns() // 1_000_000
 
 
 class Datapath:
@@ -97,7 +94,7 @@ class Datapath:
         the key metadata when it is more than the port's (tunnel metadata of
         a decapsulated frame).
         """
-        key = self.module.extract(data, vport.key_meta if meta is None else meta)
+        key = flow_key.extract(data, vport.key_meta if meta is None else meta)
         try:
             self.process(data, key, vport, None, None, vnet)
         except Exception:  # noqa: BLE001 - one frame's bug must not take the port down
@@ -106,7 +103,7 @@ class Datapath:
     def receive_l3(self, data, vport, eth_type, meta=None):
         """A packet without Ethernet header arrived on ``vport`` (a layer 3
         device: MAC_PROTO_NONE, skb->protocol ``eth_type``)."""
-        key = self.module.extract_l3(data, eth_type, vport.key_meta if meta is None else meta)
+        key = flow_key.extract_l3(data, eth_type, vport.key_meta if meta is None else meta)
         try:
             self.process(data, key, vport, Skb(data, vport))
         except Exception:  # noqa: BLE001 - one packet's bug must not take the port down
@@ -120,7 +117,7 @@ class Datapath:
         flow's statistics once per run, and plain frames bound for a port
         are handed to it together at the end (in order).
         """
-        extract = self.module.extract
+        extract = flow_key.extract
         emc = self.table.emc
         now = _monotonic_ns() // 1_000_000
         meta = vport.key_meta
@@ -216,7 +213,7 @@ class Datapath:
             if table.cache_size:
                 self.n_cache_hit += 1
         else:
-            h = self.module.packet_hash(key) if skb is None or not skb.hash else skb.hash
+            h = flow_key.packet_hash(key) if skb is None or not skb.hash else skb.hash
             flow, mask_hit, cache_hit = table.lookup_stats(key, h)
             self.n_mask_hit += mask_hit
             self.n_cache_hit += cache_hit
@@ -227,12 +224,10 @@ class Datapath:
                     if not s.hash:
                         s.hash = h
                         s.sw_hash = True
-                        s.l4_hash = self.module.has_l4(key)
+                        s.l4_hash = flow_key.has_l4(key)
                     self.miss(s, key)
                 return
-            if len(table.emc) >= 8192:
-                table.emc.clear()
-            table.emc[key] = flow
+            table.emc_insert(key, flow)
         self.n_hit += 1
         flow.packets += 1
         flow.bytes += len(data)
@@ -249,25 +244,24 @@ class Datapath:
                     self.drop_reasons["no_port"] += 1
             return
         if skb is not None:
-            self.module.execute_actions(self, skb, key, flow.acts)
+            execute_actions(self, skb, key, flow.acts)
             return
-        module = self.module
-        h = module.packet_hash(key)         # the skb hash the lookup would have set
-        l4 = module.has_l4(key)
+        h = flow_key.packet_hash(key)       # the skb hash the lookup would have set
+        l4 = flow_key.has_l4(key)
         for frame in self._resolve(data, vnet, vport):
             s = Skb(frame, vport)
             s.hash = h
             s.sw_hash = True
             s.l4_hash = l4
-            module.execute_actions(self, s, key, flow.acts)
+            execute_actions(self, s, key, flow.acts)
 
     def _resolve(self, data, vnet, vport):
         """The frame with its pending offloads done in software."""
         if vnet is None:
             return (data,)
         try:
-            return self.module.resolve_offloads(data, vnet)
-        except self.module.OffloadError:
+            return offload.resolve(data, vnet)
+        except offload.OffloadError:
             vport.rx_errors += 1
             self.drop_reasons["bad_offload"] += 1
             return ()
@@ -329,14 +323,14 @@ class Datapath:
         data = skb.data
         if len(data) > _MAX_UPCALL_PACKET:
             return errno.EFBIG
-        parts = [nla_nest(U.OVS_PACKET_ATTR_KEY, module.put_key(key, key, False))]
+        parts = [nla_nest(U.OVS_PACKET_ATTR_KEY, flow_netlink.put_key(key, key, False))]
         if userdata is not None:
             parts.append(nla(U.OVS_PACKET_ATTR_USERDATA, userdata))
         if egress_tun_info is not None:
             parts.append(nla_nest(U.OVS_PACKET_ATTR_EGRESS_TUN_KEY,
-                                  module.put_tunnel_info(egress_tun_info)))
+                                  flow_netlink.put_tunnel_info(egress_tun_info)))
         if actions:
-            parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS, module.put_actions(actions)))
+            parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS, flow_netlink.put_actions(actions)))
         if skb.mru:
             parts.append(nla_u16(U.OVS_PACKET_ATTR_MRU, skb.mru))
         if cutlen > 0:

@@ -82,7 +82,7 @@ class FlowTable:
         self.masks = []          # compact array of Mask, lookup order
         self.by_ufid = {}
         self.flows = {}          # id(flow) -> flow, insertion order (dump order)
-        self.emc = {}            # full key -> (flow, mask index)
+        self.emc = {}            # exact-match cache: full key -> flow (emc_insert)
         self.cache_size = 0
         self.cache = None
         self.resize_cache(cache_size)
@@ -160,6 +160,15 @@ class FlowTable:
         if f is not None:
             ce[0] = skb_hash
         return f, tried, 0
+
+    def emc_insert(self, key, flow):
+        """Remember ``flow`` for the full ``key``; the cache starts over when
+        full (it is cleared whenever the table changes, so it never answers
+        differently from the masks behind it)."""
+        emc = self.emc
+        if len(emc) >= EMC_MAX:
+            emc.clear()
+        emc[key] = flow
 
     def lookup(self, key):
         """ovs_flow_tbl_lookup(): first flow whose mask matches, no stats."""

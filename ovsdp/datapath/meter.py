@@ -9,6 +9,7 @@ highest rate counts the packet, and a DROP band drops it.  Sans I/O.
 """
 
 import errno
+import time
 
 from .. import uapi as U
 from ..netlink import attr as A
@@ -16,6 +17,12 @@ from ..netlink.attr import NetlinkError, nla_nest, nla_u32, nla_u64
 
 DP_MAX_BANDS = 1
 DP_METER_NUM_MAX = 200_000       # max_meters_allowed (the kernel: less with little memory)
+
+def now_ms():
+    """Milliseconds on the monotonic clock (the meters' clock; also the one
+    OVS_FLOW_ATTR_USED uses)."""
+    return time.monotonic_ns() // 1_000_000
+
 
 BAND_POLICY = {
     U.OVS_BAND_ATTR_TYPE: A.Policy(A.U32),

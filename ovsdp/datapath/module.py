@@ -24,6 +24,7 @@ from .. import uapi as U
 from ..netlink.attr import NetlinkError
 from ..netlink.genl import GenlCore
 from .datapath import Datapath
+from .families import vport as vport_family
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +68,13 @@ class Module:
         self.nets = {None: self.init_net}     # key -> OvsNet
         self.net_unused = None           # callback(net): a namespace holds nothing any more
         self._virtual_ifindex = itertools.count(VIRTUAL_IFINDEX_BASE)
-        self._load_packet_path()
-        self._register_vport_types()
         self._register_families()
 
     # ------------------------------------------------------------ dp_init
-    def _load_packet_path(self):
-        from . import actions, flow_key, flow_netlink, offload
-        self.extract = flow_key.extract
-        self.extract_l3 = flow_key.extract_l3
-        self.packet_hash = flow_key.packet_hash
-        self.has_l4 = flow_key.has_l4
-        self.execute_actions = actions.execute_actions
-        self.put_key = flow_netlink.put_key
-        self.put_actions = flow_netlink.put_actions
-        self.put_tunnel_info = flow_netlink.put_tunnel_info
-        self.resolve_offloads = offload.resolve
-        self.OffloadError = offload.OffloadError
-
-    def _register_vport_types(self):
-        from ..vports import dummy, internal, netdev, tunnel
-        for ops in (netdev.NetdevOps(self), internal.InternalOps(self),
-                    tunnel.GreOps(self), tunnel.VxlanOps(self), tunnel.GeneveOps(self),
-                    dummy.DummyOps(self)):
-            self.register_vport_ops(ops)
-
     def register_vport_ops(self, ops):
-        """__ovs_vport_ops_register()."""
+        """__ovs_vport_ops_register(): the vport types (the I/O side's
+        vports.register() registers ovsdp's, as each vport-*.c does at
+        module init)."""
         if ops.type in self.vport_types:
             raise ValueError(f"vport type {ops.type} already registered")
         self.vport_types[ops.type] = ops
@@ -277,7 +258,7 @@ class Module:
             return
         log.info("%s: device %s went away, detaching port %d", vport.dp.name, vport.name,
                  vport.port_no)
-        self.vport_commands.notify_del(vport)
+        vport_family.notify_del(self, vport)
         self.detach_port(vport)
 
     def shutdown(self):

@@ -6,6 +6,7 @@ import resource
 import signal
 
 from .. import uapi as U
+from .. import vports
 from ..datapath.flow_table import REBALANCE_INTERVAL_MS
 from ..datapath.module import Module
 from ..vports.linkwatch import LinkWatch
@@ -26,7 +27,7 @@ class Daemon:
     def __init__(self, path=None, real_devices=True, group=None):
         self.path = socket_path(path)
         self.loop = Loop()
-        self.module = Module(real_devices=real_devices, loop=self.loop)
+        self.module = vports.register(Module(real_devices=real_devices, loop=self.loop))
         self.real_devices = real_devices
         self.linkwatches = {}        # OvsNet -> LinkWatch
         self.namespaces = Namespaces(self.module, self.loop, self._watch, self._unwatch)

@@ -13,7 +13,7 @@ from ...netlink import attr as A
 from ...netlink.attr import NetlinkError, nla_u32
 from ...netlink.genl import Family, Op
 from .. import meter as M
-from ..datapath import now_ms
+from ..meter import now_ms
 
 POLICY = {
     U.OVS_METER_ATTR_ID: A.Policy(A.U32),

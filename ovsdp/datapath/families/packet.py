@@ -9,8 +9,10 @@ from ... import uapi as U
 from ...netlink import attr as A
 from ...netlink.attr import NetlinkError
 from ...netlink.genl import Family, Op
+from .. import flow_key as FK
 from .. import flow_netlink as FN
 from .. import key_layout as K
+from ..actions import execute_actions
 from ..skb import Skb
 
 POLICY = {
@@ -64,9 +66,9 @@ class PacketCommands:
                 if eth_type in (K.ETH_P_8021Q, K.ETH_P_8021AD):
                     raise NetlinkError(errno.EINVAL,
                                        "a packet without Ethernet header cannot be VLAN")
-                key = module.extract_l3(data, eth_type, meta)
+                key = FK.extract_l3(data, eth_type, meta)
             else:
-                key = module.extract(data, meta)
+                key = FK.extract(data, meta)
             FN.check_userspace_key(seen, key, log)
         except NetlinkError as e:
             if e.offset is None:
@@ -87,6 +89,6 @@ class PacketCommands:
         if vport is None:
             raise NetlinkError(errno.ENODEV, "no input port")
         skb.input_vport = vport
-        err = module.execute_actions(dp, skb, key, acts)
+        err = execute_actions(dp, skb, key, acts)
         if err:
             raise NetlinkError(err, "action execution failed")

@@ -30,8 +30,21 @@ def make_family(module):
     fam.add_op(Op(U.OVS_VPORT_CMD_DEL, admin, doit=h.delete))
     fam.add_op(Op(U.OVS_VPORT_CMD_GET, 0, doit=h.get, dumpit=h.dump))
     fam.add_op(Op(U.OVS_VPORT_CMD_SET, admin, doit=h.set))
-    module.vport_commands = h
     return fam
+
+
+def fill_info(family, vport, portid, seq, flags, cmd):
+    """ovs_vport_cmd_fill_info() as one message."""
+    body = U.OVS_HEADER.pack(vport.dp.ifindex) + vport.fill_attrs()
+    return family.message(cmd, flags, seq, portid, body)
+
+
+def notify_del(module, vport):
+    """dp_notify: a device vanished under a port; tell the vport group of
+    the datapath's namespace."""
+    family = module.vport_family
+    msg = fill_info(family, vport, 0, 0, 0, U.OVS_VPORT_CMD_DEL)
+    module.genl.multicast(family.group_id(), msg, vport.dp.net)
 
 
 class VportCommands:
@@ -40,9 +53,7 @@ class VportCommands:
         self.family = family
 
     def fill(self, vport, portid, seq, flags, cmd):
-        """ovs_vport_cmd_fill_info() as one message."""
-        body = U.OVS_HEADER.pack(vport.dp.ifindex) + vport.fill_attrs()
-        return self.family.message(cmd, flags, seq, portid, body)
+        return fill_info(self.family, vport, portid, seq, flags, cmd)
 
     def lookup(self, req):
         """lookup_vport(): by NAME, or by dp_ifindex + PORT_NO."""
@@ -143,8 +154,3 @@ class VportCommands:
             vport = dp.ports.get(port_no)
             if vport is not None:
                 yield self.fill(vport, req.portid, req.seq, U.NLM_F_MULTI, U.OVS_VPORT_CMD_GET)
-
-    def notify_del(self, vport):
-        """dp_notify: a device vanished under a port; tell the vport group."""
-        msg = self.fill(vport, 0, 0, 0, U.OVS_VPORT_CMD_DEL)
-        self.module.genl.multicast(self.family.group_id(), msg, vport.dp.net)
