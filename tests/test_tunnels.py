@@ -35,6 +35,7 @@ from ovsdp.netlink.attr import NetlinkError
 from ovsdp.testbed import run
 from ovsdp.vports import encap as E
 from ovsdp.vports import tunnel as T
+from ovsdp.vports import vxlan as VX
 
 SFX = secrets.token_hex(2)
 _COUNTER = itertools.count(1)
@@ -651,7 +652,7 @@ def test_in_memory_ports_open_no_sockets(mem):
     for n in ("vx0", "vx1", "gre0", "gre1"):
         v = mem.vport(n)
         assert v._socks == [] and v.loop is None and v.tunnel
-    assert mem.vport("vx0").mtu == T.VXLAN_MTU
+    assert mem.vport("vx0").mtu == VX.VXLAN_MTU
 
 
 # =================================================================== root

@@ -8,9 +8,9 @@ types.  The core (datapath/) knows a type only by the ops registered.
 
 def register(module):
     """Register every vport type ovsdp has with ``module``."""
-    from . import dummy, internal, netdev, tunnel
+    from . import dummy, geneve, gre, internal, netdev, vxlan
     for ops in (netdev.NetdevOps(module), internal.InternalOps(module),
-                tunnel.GreOps(module), tunnel.VxlanOps(module), tunnel.GeneveOps(module),
+                gre.GreOps(module), vxlan.VxlanOps(module), geneve.GeneveOps(module),
                 dummy.DummyOps(module)):
         module.register_vport_ops(ops)
     return module

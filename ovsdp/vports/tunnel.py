@@ -1,4 +1,6 @@
-"""Tunnel vport types: gre, vxlan, geneve (vport-gre.c, vport-vxlan.c, vport-geneve.c).
+"""What the tunnel vport types share: gre, vxlan, geneve (vport-gre.c,
+vport-vxlan.c, vport-geneve.c; each type is its own module: :mod:`.gre`,
+:mod:`.vxlan`, :mod:`.geneve`).
 
 The kernel's tunnel vports are flow-based ("collect_md", "external") tunnel
 devices: what they receive enters the datapath with the outer headers in
@@ -112,17 +114,14 @@ ROUTE_CACHE_SECONDS = 1.0
 
 # The device MTUs the kernel gives OVS tunnel ports ("openvswitch users
 # expect packet sizes to be unrestricted"): IP_MAX_MTU less the headers.
-VXLAN_MTU = 65535                    # vxlan: IP_MAX_MTU (no lower device to bound it)
-GENEVE_MTU = 65535 - 16 - 14 - 40    # geneve: IP_MAX_MTU - base hlen - ETH - IPv6
-GRE_MTU = 65535 - 4 - 20 - 14        # gretap: IP_MAX_MTU - GRE - IPv4 - ETH
 
-_F_DF = K.TUN_F_DONT_FRAGMENT
-_F_CSUM = K.TUN_F_CSUM
-_F_OAM = K.TUN_F_OAM
-_F_KEY = K.TUN_F_KEY
-_F_GENEVE_OPT = K.TUN_F_GENEVE_OPT
-_F_VXLAN_OPT = K.TUN_F_VXLAN_OPT
-_F_CRIT_OPT = TUN_F_CRIT_OPT
+F_DF = K.TUN_F_DONT_FRAGMENT
+F_CSUM = K.TUN_F_CSUM
+F_OAM = K.TUN_F_OAM
+F_KEY = K.TUN_F_KEY
+F_GENEVE_OPT = K.TUN_F_GENEVE_OPT
+F_VXLAN_OPT = K.TUN_F_VXLAN_OPT
+F_CRIT_OPT = TUN_F_CRIT_OPT
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
 
@@ -149,7 +148,7 @@ def _attach(sock, *insns):
     del buf
 
 
-_RET_ALL = (0x06, 0, 0, 0x40000)         # ret #262144: the whole packet
+RET_ALL = (0x06, 0, 0, 0x40000)         # ret #262144: the whole packet
 _RET_NONE = (0x06, 0, 0, 0)              # ret #0: drop
 
 
@@ -158,17 +157,17 @@ def _udp_port_filter_v4(port):
     return ((0xB1, 0, 0, 0),             # ldxb 4*([0]&0xf)
             (0x48, 0, 0, 2),             # ldh [x+2]
             (0x15, 0, 1, port),          # jeq #port
-            _RET_ALL, _RET_NONE)
+            RET_ALL, _RET_NONE)
 
 
 def _udp_port_filter_v6(port):
     """Raw IPv6 socket (data from the transport header): dst port == port."""
     return ((0x28, 0, 0, 2),             # ldh [2]
             (0x15, 0, 1, port),
-            _RET_ALL, _RET_NONE)
+            RET_ALL, _RET_NONE)
 
 
-def _raw(family, proto, recv_filter=None):
+def raw_socket(family, proto, recv_filter=None):
     """A non-blocking raw socket; one only sending gets a drop-all filter
     (raw sockets receive a copy of every packet of their protocol)."""
     s = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
@@ -186,7 +185,7 @@ def _raw(family, proto, recv_filter=None):
     return s
 
 
-def _big_rcvbuf(sock):
+def big_rcvbuf(sock):
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
     except OSError:
@@ -388,7 +387,7 @@ class TunnelVport(Vport):
     def _tx_socket(self, family, df, proto):
         try:
             with self.dp.net.enter():
-                s = _raw(family, proto)
+                s = raw_socket(family, proto)
         except OSError as e:
             raise TxError("tx_errors", f"cannot open a raw socket: {e}") from None
         self._socks.append(s)
@@ -557,12 +556,13 @@ class UdpTunnelVport(TunnelVport):
                                          | socket.SOCK_CLOEXEC))
             c.bind(("0.0.0.0", port))
         self._claim = c
-        self._rx4 = self._sock(_raw(socket.AF_INET, socket.IPPROTO_UDP,
+        self._rx4 = self._sock(raw_socket(socket.AF_INET, socket.IPPROTO_UDP,
                                     _udp_port_filter_v4(port)))
-        _big_rcvbuf(self._rx4)
+        big_rcvbuf(self._rx4)
         if v6:
-            r6 = self._sock(_raw(socket.AF_INET6, socket.IPPROTO_UDP, _udp_port_filter_v6(port)))
-            _big_rcvbuf(r6)
+            r6 = self._sock(raw_socket(socket.AF_INET6, socket.IPPROTO_UDP,
+                                       _udp_port_filter_v6(port)))
+            big_rcvbuf(r6)
             for opt in (socket.IPV6_RECVPKTINFO, socket.IPV6_RECVHOPLIMIT,
                         socket.IPV6_RECVTCLASS):
                 r6.setsockopt(socket.IPPROTO_IPV6, opt, 1)
@@ -647,7 +647,7 @@ class UdpTunnelVport(TunnelVport):
         sport, dport, has_csum, udp, csum_ok = u
         if dport != self.dst_port:
             return
-        flags = (_F_CSUM if has_csum else 0) | (_F_DF if df else 0)
+        flags = (F_CSUM if has_csum else 0) | (F_DF if df else 0)
         try:
             tun_id, flags, opts, inner, l3 = self.decap(udp, flags)
         except E.Drop as d:
@@ -661,7 +661,7 @@ class UdpTunnelVport(TunnelVport):
                 return              # a bad UDP checksum: dropped by the UDP layer
             inner = full
         meta = E.tunnel_meta(family, src, dst, tos, ttl, sport, dport, flags, tun_id, opts)
-        self.deliver(meta, inner, tos, _len_less_eth, l3)
+        self.deliver(meta, inner, tos, len_less_eth, l3)
 
     def decap(self, udp, flags):
         """(tun_id, tun_flags, option bytes, inner, l3) of a datagram: ``l3``
@@ -673,13 +673,13 @@ class UdpTunnelVport(TunnelVport):
     def _udp_encap(self, frame, tk, dport, hdr, shape=None):
         """The Encap of a UDP tunnel packet carrying ``hdr`` + ``frame``;
         ``shape``: the Ethernet-framed view of an L3 ``frame``."""
-        _check_ip_size(tk.family, 8 + len(hdr) + len(frame))
+        check_ip_size(tk.family, 8 + len(hdr) + len(frame))
         shape = frame if shape is None else shape
         sport = E.udp_src_port(E.flow_hash(shape), *self.port_range)
         payload = E.udp_header(sport, dport, len(hdr) + len(frame)) + hdr + frame
-        df = bool(tk.flags & _F_DF) and tk.family == E.AF_INET
+        df = bool(tk.flags & F_DF) and tk.family == E.AF_INET
         return Encap(tk.family, tk.src, tk.dst, E.ecn_encapsulate(tk.tos, shape), tk.ttl, df,
-                     E.IPPROTO_UDP, payload, bool(tk.flags & _F_CSUM))
+                     E.IPPROTO_UDP, payload, bool(tk.flags & F_CSUM))
 
     def _fill_udp(self, tk, frame, dport):
         tk.tp_src = E.udp_src_port(E.flow_hash(frame), *self.port_range)
@@ -688,7 +688,7 @@ class UdpTunnelVport(TunnelVport):
             tk.src = self.route_source(tk.family, tk.dst)
 
 
-def _check_ip_size(family, payload_len):
+def check_ip_size(family, payload_len):
     """An outer packet whose length the IP header cannot carry is not sent.
 
     The device MTUs let frames near 64 KiB through; with the tunnel headers
@@ -698,11 +698,11 @@ def _check_ip_size(family, payload_len):
         raise TxError("tx_errors", f"{payload_len}-byte tunnel payload is too long for IP")
 
 
-def _len_less_eth(inner):
+def len_less_eth(inner):
     return len(inner) - E.ETH_HLEN
 
 
-def _vlan_inet_prepare(frame):
+def vlan_inet_prepare(frame):
     """skb_vlan_inet_prepare(): an IPv4/IPv6 frame (VLAN tags skipped) must
     hold its base network header."""
     t, off = E.inner_l3(frame)
@@ -712,212 +712,8 @@ def _vlan_inet_prepare(frame):
     return len(frame) >= off + need
 
 
-class VxlanVport(UdpTunnelVport):
-    mtu_default = VXLAN_MTU
-
-    def __init__(self, ops, parms):
-        super().__init__(ops, parms)
-        self.port_range = local_port_range()   # VXLAN's port_min/max 0: the local range
-
-    def no_tun_info(self):
-        pass                                    # vxlan_xmit(): kfree_skb, no counter
-
-    def decap(self, udp, flags):
-        vni, gbp, inner = E.vxlan_decap(udp, self.gbp)
-        flags |= _F_KEY
-        opts = b""
-        if gbp is not None:
-            flags |= _F_VXLAN_OPT
-            opts = E.vxlan_opts(gbp)
-        return vni, flags, opts, inner, 0
-
-    def encapsulate(self, frame, tk):
-        if tk.family == E.AF_INET and not tk.dst:
-            # IP_TUNNEL_INFO_BRIDGE: the VNI's FDB, empty in a collect_md device
-            raise TxError("tx_dropped", "bridge mode without FDB")
-        if not _vlan_inet_prepare(frame):
-            raise TxError("tx_dropped", "inner IP header cut short")
-        gbp = None
-        if tk.flags & _F_VXLAN_OPT:
-            if len(tk.opts) < 4:
-                raise TxError("tx_dropped", "VXLAN options too short")
-            if self.gbp:
-                gbp = E.vxlan_gbp(tk.opts)
-        dport = tk.tp_dst or self.dst_port
-        return self._udp_encap(frame, tk, dport, E.vxlan_header(tk.tun_id, gbp))
-
-    def fill_key(self, tk, frame):
-        self._fill_udp(tk, frame, tk.tp_dst or self.dst_port)
-
-
-class VxlanGpeVport(VxlanVport):
-    """A VXLAN-GPE device in collect_md mode (Linux's vxlan with ``gpe``): a
-    layer 3 device (ARPHRD_NONE), whose payload's type is the GPE header's
-    next protocol; an Ethernet payload is ETH_P_TEB (MAC_PROTO_ETHERNET).
-    Linux has it as a device only (no vport type), so this is reached
-    through a netdev vport on such a device."""
-
-    def __init__(self, ops, parms):
-        super().__init__(ops, parms)
-        self.ethernet = False
-
-    def decap(self, udp, flags):
-        vni, proto, inner = E.vxlan_gpe_decap(udp)
-        if proto == E.ETH_P_TEB:
-            return vni, flags | _F_KEY, b"", inner, 0
-        return vni, flags | _F_KEY, b"", E.as_frame(proto, inner), proto
-
-    def encapsulate(self, frame, tk):
-        return self._gpe_encap(frame, tk, E.ETH_P_TEB, frame)
-
-    def encapsulate_l3(self, packet, tk, proto):
-        return self._gpe_encap(packet, tk, proto, E.as_frame(proto, packet))
-
-    def _gpe_encap(self, payload, tk, proto, shape):
-        if tk.family == E.AF_INET and not tk.dst:
-            raise TxError("tx_dropped", "bridge mode without FDB")
-        if not _vlan_inet_prepare(shape):
-            raise TxError("tx_dropped", "inner IP header cut short")
-        hdr = E.vxlan_gpe_header(tk.tun_id, proto)
-        if hdr is None:                         # -EPFNOSUPPORT
-            raise TxError("tx_errors", f"VXLAN-GPE carries no ethertype {proto:#06x}")
-        return self._udp_encap(payload, tk, tk.tp_dst or self.dst_port, hdr, shape)
-
-
-class GeneveVport(UdpTunnelVport):
-    mtu_default = GENEVE_MTU
-    zero_csum6_ok = False                       # use_udp6_rx_checksums
-    port_range = (1, 65535)
-
-    def open_sockets(self):
-        for v in self.dp.net.vports_by_name.values():
-            if (v is not self and isinstance(v, GeneveVport) and v.dst_port == self.dst_port
-                    and v._claim is not None):
-                raise NetlinkError(errno.EPERM, "there can be only one externally controlled "
-                                   f"Geneve device on port {self.dst_port} ({v.name})")
-        super().open_sockets()
-
-    def decap(self, udp, flags):
-        vni, oam, crit, opts, inner = E.geneve_decap(udp)
-        flags |= _F_KEY | (_F_OAM if oam else 0) | (_F_CRIT_OPT if crit else 0)
-        if opts:
-            flags |= _F_GENEVE_OPT
-        return vni, flags, opts, inner, 0
-
-    def encapsulate(self, frame, tk):
-        if tk.family == E.AF_INET and not tk.dst:
-            raise TxError("tx_errors", "no destination")
-        if not _vlan_inet_prepare(frame):
-            raise TxError("tx_errors", "inner IP header cut short")
-        # options_len / 4 words; options copied only with TUN_F_GENEVE_OPT
-        opts = tk.opts if tk.flags & _F_GENEVE_OPT else bytes(len(tk.opts))
-        opts += bytes(-len(opts) % 4)
-        hdr = E.geneve_header(tk.tun_id, tk.flags & _F_OAM, tk.flags & _F_CRIT_OPT, opts)
-        return self._udp_encap(frame, tk, self.dst_port, hdr)
-
-    def fill_key(self, tk, frame):
-        self._fill_udp(tk, frame, self.dst_port)
-
-
-class GreVport(TunnelVport):
-    mtu_default = GRE_MTU
-
-    def __init__(self, ops, parms):
-        super().__init__(ops, parms)
-        self._rx = None
-
-    def open_sockets(self):
-        for v in self.dp.net.vports_by_name.values():
-            if v is not self and isinstance(v, GreVport) and v._rx is not None:
-                raise NetlinkError(errno.EEXIST, f"{v.name} is this namespace's GRE port")
-        self._rx = self._sock(_raw(socket.AF_INET, E.IPPROTO_GRE, (_RET_ALL,)))
-        _big_rcvbuf(self._rx)
-        self._reader(self._rx, self._read)
-
-    def destroy(self):
-        super().destroy()
-        self._rx = None
-
-    def _read(self):
-        if self._read_raw4("_rx"):
-            self.loop.call_soon(self._read)
-
-    def receive_ipv4(self, pkt):
-        """A whole IPv4 packet (a raw socket's read) carrying GRE."""
-        ip = E.parse_ipv4(pkt)
-        if ip is None:
-            return
-        ihl, tos, df, ttl, proto, src, dst, tot = ip
-        if proto != E.IPPROTO_GRE:
-            return
-        try:
-            gre = pkt[ihl:tot]
-            gflags, key, gproto, hlen, inner, csum_ok = E.gre_decap(gre)
-            if not csum_ok:
-                full = E.complete_partial_csum(inner)
-                if full is inner or E.inet_csum(gre[:hlen], full):
-                    raise E.Drop(None, "bad GRE checksum")
-                inner = full
-            if gproto != E.ETH_P_TEB:
-                raise E.Drop(None, "not Ethernet over GRE")
-            if len(inner) < E.ETH_HLEN:
-                raise E.Drop(None, "inner frame shorter than an Ethernet header")
-            if gflags & E.GRE_CSUM:
-                # ip_tunnel_rcv(): the collect_md device's i_flags have no
-                # CSUM, so a checksummed packet is a CRC error
-                raise E.Drop("rx_errors", "GRE checksum present")
-        except E.Drop as d:
-            self._drop(d)
-            return
-        flags = (_F_KEY if key is not None else 0) | (_F_DF if df else 0)
-        meta = E.tunnel_meta(E.AF_INET, src, dst, tos, ttl, 0, 0, flags, key or 0)
-        self.deliver(meta, inner, tos, len)
-
-    def encapsulate(self, frame, tk):
-        if tk.family != E.AF_INET:
-            raise TxError("tx_dropped", "GRE tunnels are IPv4")
-        if not _vlan_inet_prepare(frame):
-            raise TxError("tx_dropped", "inner IP header cut short")
-        if not tk.dst:
-            raise TxError("tx_errors", "no destination")
-        inherit = E.inner_ttl_tos(frame)
-        tos = tk.tos
-        if tos == 1 and inherit is not None:
-            tos = inherit[1]
-        ttl = tk.ttl
-        if not ttl and inherit is not None:
-            ttl = inherit[0]
-        key = tk.tun_id & 0xFFFFFFFF if tk.flags & _F_KEY else None
-        payload = E.gre_header(E.ETH_P_TEB, key, tk.flags & _F_CSUM, frame) + frame
-        _check_ip_size(E.AF_INET, len(payload))
-        return Encap(E.AF_INET, tk.src, tk.dst, E.ecn_encapsulate(tos, frame), ttl,
-                     bool(tk.flags & _F_DF), E.IPPROTO_GRE, payload)
-
-    def fill_key(self, tk, frame):
-        if tk.family != E.AF_INET:
-            raise TxError(None, "GRE tunnels are IPv4")
-        if not tk.src:
-            tk.src = self.route_source(tk.family, tk.dst)
-
-    def fill_metadata_dst(self, skb):
-        if skb.tun_info is not None and E.TunKey(skb.tun_info.key).family != E.AF_INET:
-            return errno.EINVAL
-        return super().fill_metadata_dst(skb)
-
-
 # ---------------------------------------------------------------------- ops
-class GreOps(VportOps):
-    type = U.OVS_VPORT_TYPE_GRE
-    name = "gre"
-
-    def create(self, parms):
-        check_name(parms.dp.net, parms.name)
-        vport = GreVport(self, parms)
-        vport.ifindex = self.module.virtual_ifindex()
-        return vport
-
-
-class _UdpTunnelOps(VportOps):
+class UdpTunnelOps(VportOps):
     vport_class = UdpTunnelVport
 
     def create(self, parms):
@@ -937,25 +733,6 @@ class _UdpTunnelOps(VportOps):
         pass
 
 
-class VxlanOps(_UdpTunnelOps):
-    type = U.OVS_VPORT_TYPE_VXLAN
-    name = "vxlan"
-    vport_class = VxlanVport
-
-    def configure(self, vport, options):
-        ext = find_nested(options, U.OVS_TUNNEL_ATTR_EXTENSION)
-        if ext is not None:
-            exts = A.parse(ext, 1, {U.OVS_VXLAN_EXT_GBP: A.Policy(A.FLAG)})
-            vport.gbp = U.OVS_VXLAN_EXT_GBP in exts
-
-
-class GeneveOps(_UdpTunnelOps):
-    type = U.OVS_VPORT_TYPE_GENEVE
-    name = "geneve"
-    vport_class = GeneveVport
-
-
 def check_name(net, name):
     if name in net.vports_by_name:
         raise NetlinkError(errno.EEXIST, f"a port named {name} exists")
-

@@ -20,7 +20,7 @@ nothing takes it.
 import errno
 
 from ..netlink.attr import NetlinkError
-from . import tunnel as T
+from . import geneve, gre, vxlan
 
 
 class _OnDevice:
@@ -30,11 +30,11 @@ class _OnDevice:
         return None                 # a netdev vport has no options
 
 
-class VxlanDeviceVport(_OnDevice, T.VxlanVport):
+class VxlanDeviceVport(_OnDevice, vxlan.VxlanVport):
     pass
 
 
-class VxlanGpeDeviceVport(_OnDevice, T.VxlanGpeVport):
+class VxlanGpeDeviceVport(_OnDevice, vxlan.VxlanGpeVport):
     """The device also decapsulates its own copy of every packet, and a
     layer 3 device hands that copy to the host's IP stack, where on Linux the
     datapath's rx_handler would have consumed it (an Ethernet device's copy
@@ -72,11 +72,11 @@ class VxlanGpeDeviceVport(_OnDevice, T.VxlanGpeVport):
         super().destroy()
 
 
-class GeneveDeviceVport(_OnDevice, T.GeneveVport):
+class GeneveDeviceVport(_OnDevice, geneve.GeneveVport):
     pass
 
 
-class GreDeviceVport(_OnDevice, T.GreVport):
+class GreDeviceVport(_OnDevice, gre.GreVport):
     pass
 
 
