@@ -26,6 +26,7 @@ from scapy.contrib.mpls import MPLS  # noqa: E402
 
 from ovsdp import uapi as U  # noqa: E402
 from ovsdp.datapath import actions as A  # noqa: E402
+from ovsdp.datapath import checksum as CS  # noqa: E402
 from ovsdp.datapath import flow_key as F  # noqa: E402
 from ovsdp.datapath import key_layout as K  # noqa: E402
 from ovsdp.datapath.skb import Skb, TunnelInfo  # noqa: E402
@@ -1033,13 +1034,13 @@ def test_csum_helpers_match_full_recompute():
         hdr = bytearray(r.randbytes(20))
         hdr[10:12] = b"\0\0"
         s = sum(struct.unpack("!10H", hdr))
-        c = ~A._fold(s) & 0xFFFF
+        c = ~CS.fold(s) & 0xFFFF
         hdr[10:12] = c.to_bytes(2, "big")
         old = int.from_bytes(hdr[12:16], "big")
         new = r.getrandbits(32)
-        A._csum_replace4(hdr, 10, old, new)
+        CS.csum_replace4(hdr, 10, old, new)
         hdr[12:16] = new.to_bytes(4, "big")
-        assert A._fold(sum(struct.unpack("!10H", hdr))) == 0xFFFF
+        assert CS.fold(sum(struct.unpack("!10H", hdr))) == 0xFFFF
 
 
 def test_set_with_ip_options_and_partial_checksum():
@@ -1054,7 +1055,7 @@ def test_set_with_ip_options_and_partial_checksum():
     # CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum
     def pseudo(src, dst, length):
         s = sum(struct.unpack("!4H", bytes(int(x) for x in (src + "." + dst).split("."))))
-        return A._fold(s + 6 + length)
+        return CS.fold(s + 6 + length)
     frame = bytearray(bytes(tcp4()))
     tlen = len(frame) - 34
     frame[50:52] = pseudo("10.0.0.1", "10.0.0.2", tlen).to_bytes(2, "big")

@@ -41,6 +41,7 @@ import struct
 from typing import Protocol
 
 from .. import uapi as U
+from . import checksum as CS
 from . import flow_key as FK
 from . import key_layout as K
 from .meter import now_ms as _now_ms
@@ -239,14 +240,6 @@ def _may_change_flow(acts):
     return False
 
 
-# --------------------------------------------------------------- checksums
-def _fold(s):
-    """End-around-carry fold of a non-negative sum to 16 bits (0 stays 0)."""
-    if s == 0:
-        return 0
-    return (s - 1) % 0xFFFF + 1
-
-
 def _get16(d, off):
     return (d[off] << 8) | d[off + 1]
 
@@ -254,53 +247,6 @@ def _get16(d, off):
 def _put16(d, off, v):
     d[off] = v >> 8
     d[off + 1] = v & 0xFF
-
-
-def _inet_proto_csum_replace(d, off, old, new, nwords, partial, pseudohdr):
-    """inet_proto_csum_replace{2,4,16}() on the checksum field at ``off``.
-
-    ``old``/``new`` are numbers of ``nwords`` 32-bit words (a 16-bit port is
-    one word, as the kernel widens it); ``partial`` is CHECKSUM_PARTIAL.
-
-    The kernel folds a sum of the field and the words (~old, new) with
-    end-around carry; a positive sum folds to ((s - 1) % 0xffff) + 1, so only
-    the sum modulo 0xffff matters, which is (field + new - old) since
-    2**16 == 1 (mod 0xffff).
-    """
-    c = (d[off] << 8) | d[off + 1]
-    if not partial:
-        # csum_fold(~field + ~old + new): the ~field term (0xffff0000 | ~c)
-        # keeps the sum positive, so the result is never 0xffff.
-        r = ~_fold(0xFFFF0000 + (~c & 0xFFFF) + (new - old) % 0xFFFF) & 0xFFFF
-    elif pseudohdr:
-        # ~csum_fold(field + ~old + new): the unfolded pseudo-header sum
-        if c == 0 and new == 0 and old == (1 << (32 * nwords)) - 1:
-            r = 0
-        else:
-            r = (c + new - old - 1) % 0xFFFF + 1
-    else:
-        return
-    d[off] = r >> 8
-    d[off + 1] = r & 0xFF
-
-
-def _csum_replace4(d, off, old, new):
-    """csum_replace4(): the IPv4 header checksum for a changed 32-bit word."""
-    c = (d[off] << 8) | d[off + 1]
-    r = ~_fold(0xFFFF0000 + (~c & 0xFFFF) + (new - old) % 0xFFFF) & 0xFFFF
-    d[off] = r >> 8
-    d[off + 1] = r & 0xFF
-
-
-def _c16add(a, b):
-    r = a + b
-    return r - 0xFFFF if r > 0xFFFF else r
-
-
-def _csum_replace2(d, off, old, new):
-    """csum_replace2(): 16-bit one's complement update (may yield 0xffff)."""
-    c = _get16(d, off)
-    _put16(d, off, ~_c16add(_c16add(~c & 0xFFFF, ~old & 0xFFFF), new) & 0xFFFF)
 
 
 _CRC32C_TABLE = None
@@ -447,18 +393,18 @@ def _update_ip_l4_checksum(skb, d, ly, nh, old, new):
     partial = skb.csum_partial is not None
     if proto == IPPROTO_TCP:
         if tlen >= 20:
-            _inet_proto_csum_replace(d, th + 16, old, new, 1, partial, True)
+            CS.inet_proto_csum_replace(d, th + 16, old, new, 1, partial, True)
     elif proto == IPPROTO_UDP:
         if tlen >= 8:
             if _get16(d, th + 6) or partial:
-                _inet_proto_csum_replace(d, th + 6, old, new, 1, partial, True)
+                CS.inet_proto_csum_replace(d, th + 6, old, new, 1, partial, True)
                 if not _get16(d, th + 6):
                     _put16(d, th + 6, 0xFFFF)         # CSUM_MANGLED_0
 
 
 def _set_ip_addr(skb, d, ly, nh, off, old, new):
     _update_ip_l4_checksum(skb, d, ly, nh, old, new)
-    _csum_replace4(d, nh + 10, old, new)
+    CS.csum_replace4(d, nh + 10, old, new)
     _clear_hash(skb)
     _ct_clear_skb(skb)
     d[off:off + 4] = new.to_bytes(4, "big")
@@ -504,7 +450,7 @@ def _set_ipv4(skb, kx, value, mask):
     if mttl:
         ttl = d[nh + 8]
         new = _masked(ttl, kttl, mttl) & 0xFF
-        _csum_replace2(d, nh + 10, ttl << 8, new << 8)
+        CS.csum_replace2(d, nh + 10, ttl << 8, new << 8)
         d[nh + 8] = new
         kx.put(K.M_IP_TTL, K.S_IP_TTL, new)
     return 0
@@ -518,15 +464,15 @@ def _update_ipv6_checksum(skb, d, ly, l4_proto, old, new):
     partial = skb.csum_partial is not None
     if l4_proto == IPPROTO_TCP:
         if tlen >= 20:
-            _inet_proto_csum_replace(d, th + 16, old, new, 4, partial, True)
+            CS.inet_proto_csum_replace(d, th + 16, old, new, 4, partial, True)
     elif l4_proto == IPPROTO_UDP:
         if tlen >= 8 and (_get16(d, th + 6) or partial):
-            _inet_proto_csum_replace(d, th + 6, old, new, 4, partial, True)
+            CS.inet_proto_csum_replace(d, th + 6, old, new, 4, partial, True)
             if not _get16(d, th + 6):
                 _put16(d, th + 6, 0xFFFF)
     elif l4_proto == IPPROTO_ICMPV6:
         if tlen >= 8:
-            _inet_proto_csum_replace(d, th + 2, old, new, 4, partial, True)
+            CS.inet_proto_csum_replace(d, th + 2, old, new, 4, partial, True)
 
 
 def _set_ipv6(skb, kx, value, mask):
@@ -589,7 +535,7 @@ def _set_ipv6(skb, kx, value, mask):
 def _set_tp_port(skb, d, off, new, check_off):
     _ct_clear_skb(skb)
     old = _get16(d, off)
-    _inet_proto_csum_replace(d, check_off, old, new, 1, skb.csum_partial is not None, False)
+    CS.inet_proto_csum_replace(d, check_off, old, new, 1, skb.csum_partial is not None, False)
     _put16(d, off, new)
 
 
@@ -877,7 +823,7 @@ def _execute_dec_ttl(skb, kx):
         if ttl <= 1:
             return errno.EHOSTUNREACH
         d[nh + 8] = ttl - 1
-        _csum_replace2(d, nh + 10, ttl << 8, (ttl - 1) << 8)
+        CS.csum_replace2(d, nh + 10, ttl << 8, (ttl - 1) << 8)
         kx.put(K.M_IP_TTL, K.S_IP_TTL, ttl - 1)
     return 0
 

@@ -13,6 +13,8 @@ skb_gso_segment() would.
 
 import struct
 
+from .checksum import csum16, fold_add
+
 # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR = struct.Struct("<BBHHHH")
 VNET_HDR_LEN = 10
@@ -33,24 +35,6 @@ _BE32 = struct.Struct("!I")
 
 class OffloadError(Exception):
     """A frame whose offload request cannot be carried out."""
-
-
-def csum16(data):
-    """The 16-bit ones' complement sum of ``data`` (not inverted)."""
-    if len(data) & 1:
-        data = bytes(data) + b"\0"
-    n = int.from_bytes(data, "big")
-    s = n % 0xFFFF
-    if s == 0 and n:
-        s = 0xFFFF
-    return s
-
-
-def fold_add(*sums):
-    s = sum(sums)
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
 
 
 def is_gso(vnet):

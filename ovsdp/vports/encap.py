@@ -25,7 +25,8 @@ import struct
 import zlib
 
 from ..datapath import key_layout as K
-from ..datapath.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR, csum16, fold_add
+from ..datapath.checksum import csum16, csum_replace2, fold_add, inet_csum
+from ..datapath.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR
 
 AF_INET = 2
 AF_INET6 = 10
@@ -110,13 +111,6 @@ class Drop(Exception):
 
 
 # ------------------------------------------------------------ checksums
-def inet_csum(*parts):
-    """The Internet checksum (inverted ones' complement sum) of the byte
-    strings ``parts``; every part but the last must have an even length."""
-    s = fold_add(*(csum16(p) for p in parts))
-    return ~s & 0xFFFF
-
-
 def _pseudo(family, src, dst, length, proto):
     if family == AF_INET:
         return struct.pack("!IIBBH", src, dst, 0, proto, length)
@@ -332,14 +326,6 @@ def ecn_encapsulate(tos, frame):
     return (tos & ~INET_ECN_MASK & 0xFF) | (INET_ECN_ECT_0 if ecn == INET_ECN_CE else ecn)
 
 
-def _csum_replace2(check, old, new):
-    """RFC 1624 incremental update of a 16-bit checksum field."""
-    s = (~check & 0xFFFF) + (~old & 0xFFFF) + new
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def _set_inner_ecn(frame, t, off, new_ecn, only_from=None):
     """The frame with the inner IP header's ECN field rewritten (IPv4
     checksum updated); unchanged when the current ECN is not ``only_from``
@@ -355,9 +341,7 @@ def _set_inner_ecn(frame, t, off, new_ecn, only_from=None):
         d = bytearray(frame)
         old_word = (d[off] << 8) | tos
         d[off + 1] = new_tos
-        check = (d[off + 10] << 8) | d[off + 11]
-        check = _csum_replace2(check, old_word, (d[off] << 8) | new_tos)
-        d[off + 10:off + 12] = _BE16.pack(check)
+        csum_replace2(d, off + 10, old_word, (d[off] << 8) | new_tos)
         return bytes(d)
     b1 = frame[off + 1]
     ecn = (b1 >> 4) & INET_ECN_MASK

@@ -8,6 +8,7 @@ import errno
 import socket
 
 from .. import uapi as U
+from ..datapath.checksum import inet_csum
 from ..datapath.vport import VportOps
 from ..netlink.attr import NetlinkError
 from . import encap as E
@@ -65,7 +66,7 @@ class GreVport(TunnelVport):
             gflags, key, gproto, hlen, inner, csum_ok = E.gre_decap(gre)
             if not csum_ok:
                 full = E.complete_partial_csum(inner)
-                if full is inner or E.inet_csum(gre[:hlen], full):
+                if full is inner or inet_csum(gre[:hlen], full):
                     raise E.Drop(None, "bad GRE checksum")
                 inner = full
             if gproto != E.ETH_P_TEB:
