@@ -16,7 +16,7 @@ no dump-meters: ask for a meter by its id.
 
 import errno
 
-from .. import uapi as U
+from ... import uapi as U
 
 # name, usage, min args, max args, handler, read-write (dpctl's Command fields)
 COMMANDS = [
