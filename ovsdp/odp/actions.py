@@ -8,7 +8,7 @@ import math
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, nla, nla_nest
+from ..netlink.attr import MAX_ATTR_PAYLOAD, NLA_HDRLEN, NetlinkError, nla, nla_nest
 from ..uapi import attrs as ATTRS
 from ._util import (
     DELIMITERS,
@@ -1041,7 +1041,9 @@ def parse_actions(text, port_names=None):
             raise OdpParseError(text, start, e.msg, cur.i) from None
         parts.append(a)
     out = b"".join(parts)
-    if len(out) > MAX_ATTR_PAYLOAD:
-        raise OdpParseError(text, 0, f"actions of {len(out)} bytes do not fit one attribute "
-                                     f"({MAX_ATTR_PAYLOAD} bytes at most)")
+    # odp_actions_from_string(): nl_attr_oversized(size - NLA_HDRLEN), so a
+    # list may hold 65535 bytes (a flow's ACTIONS attribute then takes 65531)
+    if len(out) - NLA_HDRLEN > MAX_ATTR_PAYLOAD:
+        raise OdpParseError(text, 0, f"actions of {len(out)} bytes are too long "
+                                     f"({MAX_ATTR_PAYLOAD + NLA_HDRLEN} bytes at most)")
     return out

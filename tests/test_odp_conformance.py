@@ -1,0 +1,91 @@
+"""Open vSwitch's odp.at vectors against ``ovsdp odp`` (tests/data/odp_conformance/).
+
+The vectors are odp.at's own inputs and what a real ``ovstest test-odp``
+prints for them (README.md there).  Each category of each file is one test:
+every vector must come out as OVS prints it, or fail to parse where OVS's
+does (the error text is ovsdp's own).  Categories named ``x-...`` are
+informative (odp.at never runs them) and are not checked.
+
+What ovsdp does not do yet is listed in GAPS with the reason; a listed
+category is checked to still fail somewhere, so that the list shrinks as
+the gaps close.
+"""
+
+import collections
+import pathlib
+
+import pytest
+
+from ovsdp.cli.odp_cmd import convert
+from ovsdp.odp import OdpParseError
+
+DATA = pathlib.Path(__file__).parent / "data" / "odp_conformance"
+MODES = {"odp-keys.txt": "parse-keys", "odp-keys-limits.txt": "parse-keys",
+         "odp-wc-keys.txt": "parse-wc-keys", "odp-actions.txt": "parse-actions",
+         "odp-actions-limits.txt": "parse-actions", "odp-filter.txt": "parse-filter"}
+
+_ROUND_TRIP = ("parse-keys round-trips a key through Open vSwitch's struct flow "
+               "(odp_flow_key_to_flow/from_flow: ct_*, packet_type filled in, "
+               "ODP_FIT_* printed); ovsdp prints the key back as parsed")
+GAPS = {
+    **{("odp-keys.txt", c): _ROUND_TRIP
+       for c in ("core", "tunnel", "vlan", "mpls", "mpls_mcast", "tunnel_vlan",
+                 "priority_tunnel_vlan", "ct", "frag_first", "frag_later", "erspan_v1",
+                 "erspan_v2")},
+    **{("odp-filter.txt", f"filter{i}"): "ovsdp odp has no parse-filter mode"
+       for i in range(1, 11)},
+    ("odp-actions.txt", "tnl"): "tnl_push/tnl_pop are userspace-datapath actions",
+    ("odp-actions.txt", "lb_output"): "lb_output is a userspace-datapath action",
+}
+
+
+def _load():
+    out = collections.OrderedDict()
+    for path in sorted(DATA.glob("*.txt")):
+        cat = None
+        for line in path.read_text().splitlines():
+            if line.startswith("# "):
+                cat = line[2:].split(" ", 1)[0]
+                out[(path.name, cat)] = []
+            elif line and cat is not None:
+                inp, _, exp = line.partition("\t")
+                out[(path.name, cat)].append((inp, exp or inp))
+    return out
+
+
+VECTORS = _load()
+
+
+def _check(mode, vectors):
+    """The vectors that do not come out as OVS prints them."""
+    bad = []
+    for inp, exp in vectors:
+        try:
+            got = convert(mode, inp)
+        except OdpParseError as e:
+            got = f"!error {e}"
+        if exp.startswith("!error"):
+            ok = got.startswith("!error")
+        else:
+            ok = got == exp
+        if not ok:
+            bad.append((inp, exp, got))
+    return bad
+
+
+def test_the_vectors_are_there():
+    assert sum(len(v) for v in VECTORS.values()) > 700
+    assert set(MODES) == {k[0] for k in VECTORS}
+    assert set(GAPS) <= set(VECTORS), set(GAPS) - set(VECTORS)
+
+
+@pytest.mark.parametrize("name,category", [k for k in VECTORS if not k[1].startswith("x-")],
+                         ids=lambda v: v)
+def test_category(name, category):
+    bad = _check(MODES[name], VECTORS[(name, category)])
+    gap = GAPS.get((name, category))
+    if gap is not None:
+        assert bad, f"{name} [{category}] passes now: take it out of GAPS ({gap})"
+        return
+    assert not bad, "\n".join(f"in:  {i[:200]}\nexp: {e[:200]}\ngot: {g[:200]}"
+                              for i, e, g in bad[:5])
