@@ -1,4 +1,4 @@
-"""``ovsdp odp parse-keys | parse-wc-keys | parse-actions``."""
+"""``ovsdp odp parse-keys | parse-wc-keys | parse-actions | parse-filter``."""
 
 import io
 
@@ -66,3 +66,23 @@ def test_port_names():
 def test_usage_errors():
     assert run(["bogus-mode"], "")[0] == 2
     assert run(["parse-keys", "--port", "nonumber"], "")[0] == 2
+
+
+def test_parse_filter_prints_only_what_matches(capsys):
+    text = ("in_port(1),eth(),eth_type(0x0800),ipv4(src=35.8.2.199,dst=1.1.1.1,proto=1,"
+            "tos=0,ttl=64,frag=no),icmp(type=8,code=0)\n"
+            "in_port(1),eth(),eth_type(0x0800),ipv4(src=35.8.2.41,dst=1.1.1.1,proto=1,"
+            "tos=0,ttl=64,frag=no),icmp(type=8,code=0)\n"
+            "in_port(2),eth_type(0x0806),arp(sip=35.8.2.199)\n")
+    rc, out = run(["parse-filter", "filter=icmp,nw_src=35.8.2.199"], text)
+    assert rc == 0
+    assert out.splitlines() == [text.splitlines()[0]]
+    # a field the flow wildcards does not filter it out (dpctl's rule)
+    rc, out = run(["parse-filter", "filter=tcp,tp_src=90"], "in_port(1),eth(),eth_type(0x0800)\n")
+    assert (rc, out) == (0, "in_port(1),eth(),eth_type(0x0800)\n")
+    assert run(["parse-filter"], "")[0] == 1
+    assert "No filter to parse" in capsys.readouterr().err
+    assert run(["parse-filter", "filter=nosuch=1"], "")[0] == 1
+    assert "Failed to parse filter (nosuch=1" in capsys.readouterr().err
+    assert run(["parse-keys", "filter=ip"], "")[0] == 2
+    assert "takes no filter" in capsys.readouterr().err

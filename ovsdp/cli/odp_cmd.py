@@ -5,6 +5,10 @@ Like Open vSwitch's ``ovstest test-odp`` (tests/test-odp.c)::
     ovsdp odp parse-keys       flow keys -> attributes -> exact key text
     ovsdp odp parse-wc-keys    keys with masks -> attributes -> masked text
     ovsdp odp parse-actions    action lists -> attributes -> text
+    ovsdp odp parse-filter filter=FIELDS
+                               masked keys that match an OpenFlow-style filter
+                               (as dpctl dump-flows filter= takes it), as
+                               parse-wc-keys prints them; the others not at all
 
 Input lines are read as ``ds_get_test_line()`` does: a line starting with
 ``#`` is echoed, a ``#`` elsewhere starts a comment, and a line that is blank
@@ -16,8 +20,10 @@ import argparse
 import sys
 
 from ..odp import OdpParseError, format_actions, format_key, parse_actions, parse_key
+from .dpctl.flow_filter import FilterError, filter_matches
+from .dpctl.flow_filter import parse_filter as dpctl_filter
 
-MODES = ("parse-keys", "parse-wc-keys", "parse-actions")
+MODES = ("parse-keys", "parse-wc-keys", "parse-actions", "parse-filter")
 
 
 def _port_map(specs):
@@ -30,15 +36,28 @@ def _port_map(specs):
     return names
 
 
-def convert(mode, line, port_names=None):
-    """Normalize one input line in ``mode``; raises OdpParseError."""
+def convert(mode, line, port_names=None, flt=None):
+    """Normalize one input line in ``mode``; raises OdpParseError.
+
+    For parse-filter, ``flt`` is :func:`parse_filter`'s result, and a line
+    the filter does not match gives None (nothing is printed).
+    """
     numbers = {v: k for k, v in (port_names or {}).items()} or None
     if mode == "parse-actions":
         return format_actions(parse_actions(line, port_names), numbers)
     key, mask = parse_key(line, port_names)
     if mode == "parse-keys":
         return format_key(key, port_names=numbers)
+    if mode == "parse-filter" and not filter_matches(flt, key, mask):
+        return None
     return format_key(key, mask, port_names=numbers)
+
+
+def parse_filter(arg, port_names=None):
+    """test-odp's filter argument, ``filter=FIELDS``; FilterError if bad."""
+    if not arg or not arg.startswith("filter="):
+        raise FilterError("No filter to parse.")
+    return dpctl_filter(arg[len("filter="):], port_names)
 
 
 def test_lines(stream):
@@ -57,16 +76,17 @@ def test_lines(stream):
         yield "line", s
 
 
-def run(mode, stdin, stdout, port_names=None):
+def run(mode, stdin, stdout, port_names=None, flt=None):
     for kind, text in test_lines(stdin):
         if kind == "echo":
             stdout.write(text + "\n")
             continue
         try:
-            out = convert(mode, text, port_names)
+            out = convert(mode, text, port_names, flt)
         except OdpParseError as e:
             out = f"error: {e}"
-        stdout.write(out + "\n")
+        if out is not None:
+            stdout.write(out + "\n")
     return 0
 
 
@@ -76,6 +96,8 @@ def build_parser():
         description="Parse datapath flow keys or actions from stdin and print them "
                     "normalized (like ovstest test-odp).")
     p.add_argument("mode", choices=MODES)
+    p.add_argument("filter", nargs="?",
+                   help="parse-filter: filter=FIELDS (e.g. filter=ip,nw_src=1.2.3.4)")
     p.add_argument("--port", action="append", metavar="NAME=NUMBER",
                    help="a port name usable instead of its number (repeatable)")
     return p
@@ -92,7 +114,19 @@ def main(argv=None, stdin=None, stdout=None):
         return 2
     except SystemExit as e:
         return int(e.code or 0)
-    return run(args.mode, stdin or sys.stdin, stdout or sys.stdout, ports or None)
+    flt = None
+    if args.mode == "parse-filter":
+        try:
+            flt = parse_filter(args.filter, ports or None)
+        except FilterError as e:
+            sys.stderr.write(f"ovsdp odp: Failed to parse filter ({e})\n"
+                             if args.filter else f"ovsdp odp: {e}\n")
+            return 1
+    elif args.filter is not None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"ovsdp odp: {args.mode} takes no filter\n")
+        return 2
+    return run(args.mode, stdin or sys.stdin, stdout or sys.stdout, ports or None, flt)
 
 
 if __name__ == "__main__":
