@@ -154,6 +154,26 @@ def iter_attrs(buf, base=0):
         off += align(alen)
 
 
+def attr_list(buf):
+    """[(type, payload)] of an attribute stream (flags masked off), and the
+    bytes nla_for_each_attr leaves unparsed after the last good one."""
+    out = []
+    end = 0
+    for raw, payload, off in iter_attrs(buf):
+        out.append((raw & NLA_TYPE_MASK, payload))
+        end = off + align(NLA_HDRLEN + len(payload))
+    return out, bytes(buf[end:]) if end < len(buf) else b""
+
+
+def find(buf, atype):
+    """nla_find(): the payload of the first attribute of ``atype`` (flags
+    masked off) in ``buf``, or None."""
+    for raw, payload, _ in iter_attrs(buf or b""):
+        if raw & NLA_TYPE_MASK == atype:
+            return payload
+    return None
+
+
 def leftover(buf):
     """Bytes that nla_for_each_attr would leave unparsed (0 when clean)."""
     n = len(buf)

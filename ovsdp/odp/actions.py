@@ -8,7 +8,7 @@ import math
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import MAX_ATTR_PAYLOAD, NLA_HDRLEN, NetlinkError, nla, nla_nest
+from ..netlink.attr import MAX_ATTR_PAYLOAD, NLA_HDRLEN, NetlinkError, attr_list, nla, nla_nest
 from ..uapi import attrs as ATTRS
 from ._util import (
     DELIMITERS,
@@ -39,7 +39,6 @@ from .keys import (
     NESTED,
     NSH_KEY,
     VARIABLE,
-    _attrs,
     _Ctx,
     _le128,
     format_key_attr,
@@ -135,7 +134,7 @@ def _format_cookie(ud, port_names):
 # --------------------------------------------------------------- formatting
 def _nested(payload):
     """{type: payload} of a nested attribute (last occurrence wins)."""
-    return {t: p for t, p in _attrs(payload)[0]}
+    return {t: p for t, p in attr_list(payload)[0]}
 
 
 def _format_userspace(p, port_names):
@@ -287,7 +286,7 @@ def _format_check_pkt_len(p, port_names):
 
 
 def _format_dec_ttl(p, port_names):
-    for t, sub in _attrs(p)[0]:
+    for t, sub in attr_list(p)[0]:
         if t == U.OVS_DEC_TTL_ATTR_ACTION:
             return f"dec_ttl(le_1({format_actions(sub, port_names)}))"
     return "dec_ttl(le_1())"
@@ -307,12 +306,12 @@ def _format_psample(p):
 
 def _nsh_from_attr(p):
     """odp_nsh_hdr_from_attr() on the OVS_KEY_ATTR_NSH inside push_nsh."""
-    inner = _attrs(p)[0]
+    inner = attr_list(p)[0]
     body = inner[0][1] if inner else b""
     flags, ttl, mdtype, np_, path = 0, 63, 0, 0, 0
     md1 = None
     md2 = None
-    for t, sub in _attrs(body)[0]:
+    for t, sub in attr_list(body)[0]:
         if t == U.OVS_NSH_KEY_ATTR_BASE and len(sub) == 8:
             flags, ttl, mdtype, np_, path = U.OVS_KEY_NSH_BASE.unpack(sub)
         elif t == U.OVS_NSH_KEY_ATTR_MD1 and len(sub) == 16:
@@ -339,7 +338,7 @@ def _format_set_nsh(p):
     k = dict(flags=0, ttl=0, mdtype=0, np=0, path=0, ctx=[0, 0, 0, 0])
     m = dict(flags=0xFF, ttl=0xFF, mdtype=0xFF, np=0xFF, path=0xFFFFFFFF,
              ctx=[0xFFFFFFFF] * 4)
-    for t, sub in _attrs(p)[0]:
+    for t, sub in attr_list(p)[0]:
         exp = NSH_KEY.ovs_length(t)
         if exp is None or (exp is not VARIABLE and len(sub) != 2 * exp):
             break
@@ -385,7 +384,7 @@ def format_action(t, p, port_names=None):
             return f"hash(sym_l4({basis}))"
         return f"hash(Unknown hash algorithm({alg}))"
     if t == U.OVS_ACTION_ATTR_SET_MASKED:
-        inner = _attrs(p)[0]
+        inner = attr_list(p)[0]
         if not inner:
             return "set()"
         kt, kp = inner[0]
@@ -396,7 +395,7 @@ def format_action(t, p, port_names=None):
             return f"set({format_key_attr(kt, kp[:size], kp[size:2 * size], False)})"
         return f"set({format_key_attr(kt, kp, None, False)})"
     if t == U.OVS_ACTION_ATTR_SET:
-        inner = _attrs(p)[0]
+        inner = attr_list(p)[0]
         if not inner:
             return "set()"
         kt, kp = inner[0]
@@ -453,7 +452,7 @@ def format_actions(actions, port_names=None):
     actions = bytes(actions)
     if not actions:
         return "drop"
-    attrs, leftover = _attrs(actions)
+    attrs, leftover = attr_list(actions)
     s = ",".join(format_action(t, p, port_names) for t, p in attrs)
     if leftover:
         if not attrs:

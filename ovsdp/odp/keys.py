@@ -10,7 +10,8 @@ import contextlib
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, iter_attrs, nla, nla_nest
+from ..netlink.attr import MAX_ATTR_PAYLOAD, NetlinkError, attr_list, nla, nla_nest
+from ..netlink.attr import find as find_attr
 from ..uapi import attrs as ATTRS
 from ._util import (
     DELIMITERS,
@@ -86,26 +87,6 @@ _U32 = struct.Struct("=I")
 _BE16 = struct.Struct("!H")
 _BE32 = struct.Struct("!I")
 _BE64 = struct.Struct("!Q")
-
-
-def _attrs(buf):
-    """[(type, payload)] of a netlink attribute stream, plus leftover bytes."""
-    out = []
-    off = 0
-    for raw, payload, off_ in iter_attrs(buf):
-        out.append((raw & NLA_TYPE_MASK, payload))
-        off = off_ + ((4 + len(payload) + 3) & ~3)
-    return out, buf[off:] if off < len(buf) else b""
-
-
-def _find(buf, atype):
-    """nl_attr_find__(): the payload of the first ``atype`` in ``buf``."""
-    if not buf:
-        return None
-    for raw, payload, _ in iter_attrs(buf):
-        if raw & NLA_TYPE_MASK == atype:
-            return payload
-    return None
 
 
 # --------------------------------------------------------------- formatting
@@ -261,7 +242,7 @@ def _wildcard_mask(atype, payload, table):
     if table.ovs_length(atype) is not NESTED:
         return bytes(len(payload))
     sub = table.next(atype)
-    return b"".join(nla(t, _wildcard_mask(t, p, sub)) for t, p in _attrs(payload)[0])
+    return b"".join(nla(t, _wildcard_mask(t, p, sub)) for t, p in attr_list(payload)[0])
 
 
 def _check_len(atype, key, mask, table):
@@ -295,10 +276,10 @@ def _format_unknown(atype, key, mask):
 
 def _format_vxlan_opts(key, mask, verbose):
     out = ""
-    for t, p in _attrs(key)[0]:
+    for t, p in attr_list(key)[0]:
         m = None
         if mask is not None:
-            m = _find(mask, t)
+            m = find_attr(mask, t)
             if m is None:
                 m = bytes(len(p))
         bad = _check_len(t, p, m, VXLAN_EXT)
@@ -381,10 +362,10 @@ def format_geneve_opts(opts, mask, verbose):
 def _format_tunnel(key, mask, verbose):
     out = ""
     flags = mask_flags = 0
-    for t, p in _attrs(key)[0]:
+    for t, p in attr_list(key)[0]:
         m = None
         if mask is not None:
-            m = _find(mask, t)
+            m = find_attr(mask, t)
             if m is None:
                 m = _wildcard_mask(t, p, TUNNEL_KEY)
         bad = _check_len(t, p, m, TUNNEL_KEY)
@@ -435,7 +416,7 @@ def _format_tunnel(key, mask, verbose):
         else:
             out += _format_unknown(t, p, m) + ","
     if mask is not None:
-        for t, _p in _attrs(mask)[0]:
+        for t, _p in attr_list(mask)[0]:
             if t == U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT:
                 mask_flags |= FLOW_TNL_F_DONT_FRAGMENT
             elif t == U.OVS_TUNNEL_KEY_ATTR_CSUM:
@@ -451,8 +432,8 @@ def _nsh_fields(key, mask):
     k = dict(flags=0, ttl=0, mdtype=0, np=0, path=0, ctx=[0, 0, 0, 0])
     m = dict(flags=0xFF, ttl=0xFF, mdtype=0xFF, np=0xFF, path=0xFFFFFFFF,
              ctx=[0xFFFFFFFF] * 4)
-    for t, p in _attrs(key)[0]:
-        mp = _find(mask, t) if mask is not None else None
+    for t, p in attr_list(key)[0]:
+        mp = find_attr(mask, t) if mask is not None else None
         if _check_len(t, p, mp, NSH_KEY) is not None:
             continue
         if t == U.OVS_NSH_KEY_ATTR_BASE:
@@ -659,11 +640,11 @@ def _format_flow(key, mask, verbose, port_names):
     """odp_flow_format()."""
     if not key:
         return "<empty>"
-    attrs, leftover = _attrs(key)
+    attrs, leftover = attr_list(key)
     out = []
     has_ethtype = has_packet_type = False
     for t, p in attrs:
-        ma = _find(mask, t) if mask else None
+        ma = find_attr(mask, t) if mask else None
         bad = _check_len(t, p, ma, KEY)
         if bad is not None:
             out.append(bad)
@@ -688,7 +669,7 @@ def _format_flow(key, mask, verbose, port_names):
             s += "<empty>"
         s += f",***{len(leftover)} leftover bytes*** ({leftover.hex()})"
     if not has_ethtype and mask:
-        ma = _find(mask, U.OVS_KEY_ATTR_ETHERTYPE)
+        ma = find_attr(mask, U.OVS_KEY_ATTR_ETHERTYPE)
         if ma is not None and len(ma) == 2:
             s += f",eth_type(0/0x{_BE16.unpack(ma)[0]:04x})"
     return s

@@ -125,14 +125,6 @@ F_CRIT_OPT = TUN_F_CRIT_OPT
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
 
-def find_nested(payload, atype):
-    """nla_find_nested(): the first attribute of ``atype`` in a nest."""
-    for raw, data, _ in A.iter_attrs(payload or b""):
-        if raw & U.NLA_TYPE_MASK == atype:
-            return data
-    return None
-
-
 # ----------------------------------------------------------------- sockets
 def _bpf(*insns):
     """SO_ATTACH_FILTER argument for classic BPF ``(code, jt, jf, k)`` tuples;
@@ -719,7 +711,7 @@ class UdpTunnelOps(VportOps):
     def create(self, parms):
         if parms.options is None:
             raise NetlinkError(errno.EINVAL, f"{self.name} ports need OPTIONS with DST_PORT")
-        port = find_nested(parms.options, U.OVS_TUNNEL_ATTR_DST_PORT)
+        port = A.find(parms.options, U.OVS_TUNNEL_ATTR_DST_PORT)
         if port is None or len(port) != 2:
             raise NetlinkError(errno.EINVAL, f"{self.name} ports need a u16 DST_PORT option")
         check_name(parms.dp.net, parms.name)

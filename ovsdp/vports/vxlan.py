@@ -13,7 +13,6 @@ from .tunnel import (
     TxError,
     UdpTunnelOps,
     UdpTunnelVport,
-    find_nested,
     local_port_range,
     vlan_inet_prepare,
 )
@@ -99,7 +98,7 @@ class VxlanOps(UdpTunnelOps):
     vport_class = VxlanVport
 
     def configure(self, vport, options):
-        ext = find_nested(options, U.OVS_TUNNEL_ATTR_EXTENSION)
+        ext = A.find(options, U.OVS_TUNNEL_ATTR_EXTENSION)
         if ext is not None:
             exts = A.parse(ext, 1, {U.OVS_VXLAN_EXT_GBP: A.Policy(A.FLAG)})
             vport.gbp = U.OVS_VXLAN_EXT_GBP in exts

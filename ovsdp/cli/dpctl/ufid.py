@@ -5,7 +5,6 @@ import hashlib
 import re
 import struct
 
-from ... import uapi as U
 from ...netlink import attr as A
 from ...uapi import attrs as ATTRS
 
@@ -44,7 +43,7 @@ _NESTED_KEY = ATTRS.KEY.nested_types()
 
 
 def attr_list(buf):
-    return [(t & U.NLA_TYPE_MASK, p) for t, p, _ in A.iter_attrs(buf or b"")]
+    return A.attr_list(buf or b"")[0]
 
 
 def _canonical(key, mask, nested):
