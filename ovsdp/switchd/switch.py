@@ -75,9 +75,9 @@ class PacketKey:
         NORMAL flows match exactly (``ipv4(frag=no)``).
         """
         key = [nla_u32(U.OVS_KEY_ATTR_IN_PORT, self.in_port),
-               nla(U.OVS_KEY_ATTR_ETHERNET, self.src + self.dst)]
+               nla(U.OVS_KEY_ATTR_ETHERNET, U.OVS_KEY_ETHERNET.pack(self.src, self.dst))]
         mask = [nla_u32(U.OVS_KEY_ATTR_IN_PORT, 0xFFFFFFFF),
-                nla(U.OVS_KEY_ATTR_ETHERNET, b"\xff" * 12)]
+                nla(U.OVS_KEY_ATTR_ETHERNET, U.OVS_KEY_ETHERNET.pack(_ONES6, _ONES6))]
         if self.vlan_tci:
             ikey, imask = _l3_attrs(self.inner_type)
             key += [nla_be16(U.OVS_KEY_ATTR_ETHERTYPE, self.tpid),
@@ -100,16 +100,21 @@ def _l3_attrs(eth_type):
         return b"", b""
     key = nla_be16(U.OVS_KEY_ATTR_ETHERTYPE, eth_type)
     mask = nla_be16(U.OVS_KEY_ATTR_ETHERTYPE, 0xFFFF)
-    if eth_type == 0x0800:
-        key += nla(U.OVS_KEY_ATTR_IPV4, bytes(12))
-        mask += nla(U.OVS_KEY_ATTR_IPV4, bytes(11) + b"\xff")
+    if eth_type == 0x0800:          # src, dst, proto, tos, ttl: any; frag: exactly "no"
+        key += nla(U.OVS_KEY_ATTR_IPV4, U.OVS_KEY_IPV4.pack(0, 0, 0, 0, 0, U.OVS_FRAG_TYPE_NONE))
+        mask += nla(U.OVS_KEY_ATTR_IPV4, U.OVS_KEY_IPV4.pack(0, 0, 0, 0, 0, 0xFF))
     elif eth_type == 0x86DD:
-        key += nla(U.OVS_KEY_ATTR_IPV6, bytes(40))
-        mask += nla(U.OVS_KEY_ATTR_IPV6, bytes(39) + b"\xff")
+        key += nla(U.OVS_KEY_ATTR_IPV6,
+                   U.OVS_KEY_IPV6.pack(b"", b"", 0, 0, 0, 0, U.OVS_FRAG_TYPE_NONE))
+        mask += nla(U.OVS_KEY_ATTR_IPV6, U.OVS_KEY_IPV6.pack(b"", b"", 0, 0, 0, 0, 0xFF))
     elif eth_type in (0x0806, 0x8035):
-        key += nla(U.OVS_KEY_ATTR_ARP, bytes(24))
-        mask += nla(U.OVS_KEY_ATTR_ARP, bytes(24))
+        wild = U.OVS_KEY_ARP.pack(0, 0, 0, b"", b"")
+        key += nla(U.OVS_KEY_ATTR_ARP, wild)
+        mask += nla(U.OVS_KEY_ATTR_ARP, wild)
     return key, mask
+
+
+_ONES6 = b"\xff" * 6
 
 
 def mac_str(b):

@@ -380,33 +380,40 @@ def flow_view(key, mask):
             put("vlan_tci", 0, 0xFFFF)      # a missing VLAN means "no VLAN", exactly
         break
 
+    def frag(v):                        # OVS_FRAG_TYPE_* -> FLOW_NW_FRAG_* bits
+        return (0, 1, 3)[v] if v < 3 else 0
+
     p = ka.get(U.OVS_KEY_ATTR_IPV4)
-    if p is not None and len(p) == 12:
+    if p is not None and len(p) == U.OVS_KEY_IPV4.size:
         m = mask_of(ma, U.OVS_KEY_ATTR_IPV4, p)
-        put("nw_src", _be(p[0:4]), _be(m[0:4]))
-        put("nw_dst", _be(p[4:8]), _be(m[4:8]))
-        put("nw_proto", p[8], m[8])
-        put("nw_tos", p[9], m[9])
-        put("nw_ttl", p[10], m[10])
-        put("nw_frag", (0, 1, 3)[p[11]] if p[11] < 3 else 0, 3 if m[11] else 0)
+        (src, dst, proto, tos, ttl, fr), mk = (U.OVS_KEY_IPV4.unpack(x) for x in (p, m))
+        put("nw_src", src, mk[0])
+        put("nw_dst", dst, mk[1])
+        put("nw_proto", proto, mk[2])
+        put("nw_tos", tos, mk[3])
+        put("nw_ttl", ttl, mk[4])
+        put("nw_frag", frag(fr), 3 if mk[5] else 0)
     p = ka.get(U.OVS_KEY_ATTR_IPV6)
-    if p is not None and len(p) == 40:
+    if p is not None and len(p) == U.OVS_KEY_IPV6.size:
         m = mask_of(ma, U.OVS_KEY_ATTR_IPV6, p)
-        put("ipv6_src", _be(p[0:16]), _be(m[0:16]))
-        put("ipv6_dst", _be(p[16:32]), _be(m[16:32]))
-        put("ipv6_label", _be(p[32:36]) & 0xFFFFF, _be(m[32:36]) & 0xFFFFF)
-        put("nw_proto", p[36], m[36])
-        put("nw_tos", p[37], m[37])
-        put("nw_ttl", p[38], m[38])
-        put("nw_frag", (0, 1, 3)[p[39]] if p[39] < 3 else 0, 3 if m[39] else 0)
+        (src, dst, label, proto, tclass, hlimit, fr), mk = (U.OVS_KEY_IPV6.unpack(x)
+                                                            for x in (p, m))
+        put("ipv6_src", _be(src), _be(mk[0]))
+        put("ipv6_dst", _be(dst), _be(mk[1]))
+        put("ipv6_label", label & 0xFFFFF, mk[2] & 0xFFFFF)
+        put("nw_proto", proto, mk[3])
+        put("nw_tos", tclass, mk[4])
+        put("nw_ttl", hlimit, mk[5])
+        put("nw_frag", frag(fr), 3 if mk[6] else 0)
     p = ka.get(U.OVS_KEY_ATTR_ARP)
-    if p is not None and len(p) == 24:
+    if p is not None and len(p) == U.OVS_KEY_ARP.size:
         m = mask_of(ma, U.OVS_KEY_ATTR_ARP, p)
-        put("nw_src", _be(p[0:4]), _be(m[0:4]))
-        put("nw_dst", _be(p[4:8]), _be(m[4:8]))
-        put("nw_proto", _be(p[8:10]) & 0xFF, _be(m[8:10]) & 0xFF)
-        put("arp_sha", _be(p[10:16]), _be(m[10:16]))
-        put("arp_tha", _be(p[16:22]), _be(m[16:22]))
+        (sip, tip, op, sha, tha), mk = (U.OVS_KEY_ARP.unpack(x) for x in (p, m))
+        put("nw_src", sip, mk[0])
+        put("nw_dst", tip, mk[1])
+        put("nw_proto", op & 0xFF, mk[2] & 0xFF)
+        put("arp_sha", _be(sha), _be(mk[3]))
+        put("arp_tha", _be(tha), _be(mk[4]))
     for t in (U.OVS_KEY_ATTR_TCP, U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
         p = ka.get(t)
         if p is not None and len(p) == 4:
