@@ -31,6 +31,7 @@ from ovsdp import odp, vports  # noqa: E402
 from ovsdp import uapi as U  # noqa: E402
 from ovsdp.client.dpif import Dpif  # noqa: E402
 from ovsdp.datapath import flow_netlink as FN  # noqa: E402
+from ovsdp.datapath import flow_netlink_actions as FA  # noqa: E402
 from ovsdp.datapath.flow_table import Flow  # noqa: E402
 from ovsdp.datapath.module import Module  # noqa: E402
 from ovsdp.datapath.vport import VportParms  # noqa: E402
@@ -62,8 +63,8 @@ def setup(n_ports=2):
 def install(dp, key_text, actions_text, ufid=None):
     k, mk = odp.parse_key(key_text)
     key, mask = FN.get_match(k, mk)
-    acts = FN.copy_actions(odp.parse_actions(actions_text), key & mask)
-    f = Flow(key & mask, None, ufid or os.urandom(16), acts, FN.put_actions(acts))
+    acts = FA.copy_actions(odp.parse_actions(actions_text), key & mask)
+    f = Flow(key & mask, None, ufid or os.urandom(16), acts, FA.put_actions(acts))
     dp.table.insert(f, mask)
     return f
 
@@ -239,8 +240,8 @@ def bench_memory(n_flows):
                            "eth_type(0x0800),ipv4(src=10.0.0.1,dst=10.1.0.1,proto=17,tos=0,"
                            "ttl=64,frag=no),udp(src=1,dst=2)")
     key, mask = FN.get_match(k0, mk)
-    acts = FN.copy_actions(odp.parse_actions("2"), key)
-    acts_bytes = FN.put_actions(acts)
+    acts = FA.copy_actions(odp.parse_actions("2"), key)
+    acts_bytes = FA.put_actions(acts)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

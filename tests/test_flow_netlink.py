@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_netlink as FN
+from ovsdp.datapath import flow_netlink_actions as FA
 from ovsdp.datapath import key_layout as K
 from ovsdp.datapath.skb import TunnelInfo
 from ovsdp.netlink.attr import NetlinkError
@@ -1040,14 +1041,14 @@ def drop(reason=0):
 
 class TestCopyActionsBasic:
     def test_empty(self):
-        assert FN.copy_actions(b"", IP_TCP_KEY) == ()
+        assert FA.copy_actions(b"", IP_TCP_KEY) == ()
 
     def test_output(self):
-        assert FN.copy_actions(output(1) + output(65534), IP_TCP_KEY) == (
+        assert FA.copy_actions(output(1) + output(65534), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_OUTPUT, 1), (ACT.OVS_ACTION_ATTR_OUTPUT, 65534))
 
     def test_output_port_too_big(self):
-        assert "65535" in expect_err(errno.EINVAL, FN.copy_actions, output(65535), IP_TCP_KEY)
+        assert "65535" in expect_err(errno.EINVAL, FA.copy_actions, output(65535), IP_TCP_KEY)
 
     @pytest.mark.parametrize("t,n", [(ACT.OVS_ACTION_ATTR_OUTPUT, 2),
                                      (ACT.OVS_ACTION_ATTR_OUTPUT, 8),
@@ -1065,56 +1066,56 @@ class TestCopyActionsBasic:
                                      (ACT.OVS_ACTION_ATTR_ADD_MPLS, 6),
                                      (ACT.OVS_ACTION_ATTR_DROP, 8)])
     def test_wrong_length(self, t, n):
-        msg = expect_err(errno.EINVAL, FN.copy_actions, A(t, b"\0" * n), IP_TCP_KEY)
+        msg = expect_err(errno.EINVAL, FA.copy_actions, A(t, b"\0" * n), IP_TCP_KEY)
         assert "unexpected len" in msg
 
     def test_unknown_type(self):
-        assert "Unknown Action type 26" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "Unknown Action type 26" in expect_err(errno.EINVAL, FA.copy_actions,
                                                       A(26, b""), IP_TCP_KEY)
 
     def test_unspec(self):
-        expect_err(errno.EINVAL, FN.copy_actions, A(0, b""), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, A(0, b""), IP_TCP_KEY)
 
     def test_trailing_bytes(self):
-        assert "unknown bytes" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "unknown bytes" in expect_err(errno.EINVAL, FA.copy_actions,
                                              output(1) + b"\0\0", IP_TCP_KEY)
 
     def test_unpadded_last_action_is_accepted(self):
         # rem goes negative: __ovs_nla_copy_actions only refuses rem > 0
         raw = struct.pack("=HH", 6, ACT.OVS_ACTION_ATTR_POP_MPLS) + b"\x08\x00"
-        assert FN.copy_actions(raw, MPLS1_KEY) == ((ACT.OVS_ACTION_ATTR_POP_MPLS, 0x0800),)
+        assert FA.copy_actions(raw, MPLS1_KEY) == ((ACT.OVS_ACTION_ATTR_POP_MPLS, 0x0800),)
 
     def test_recirc_hash_trunc(self):
         acts = b"".join([A(ACT.OVS_ACTION_ATTR_HASH, struct.pack("=II", 1, 0x99)),
                          u32(ACT.OVS_ACTION_ATTR_TRUNC, 14),
                          u32(ACT.OVS_ACTION_ATTR_RECIRC, 0x77)])
-        assert FN.copy_actions(acts, IP_TCP_KEY) == (
+        assert FA.copy_actions(acts, IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_HASH, (1, 0x99)), (ACT.OVS_ACTION_ATTR_TRUNC, 14),
             (ACT.OVS_ACTION_ATTR_RECIRC, 0x77))
 
     def test_hash_bad_alg(self):
-        assert "hash" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "hash" in expect_err(errno.EINVAL, FA.copy_actions,
                                     A(ACT.OVS_ACTION_ATTR_HASH, struct.pack("=II", 2, 0)),
                                     IP_TCP_KEY)
 
     def test_trunc_too_small(self):
-        assert "trunc" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "trunc" in expect_err(errno.EINVAL, FA.copy_actions,
                                      u32(ACT.OVS_ACTION_ATTR_TRUNC, 13), IP_TCP_KEY)
 
     def test_drop(self):
-        assert FN.copy_actions(drop(3), IP_TCP_KEY) == ((ACT.OVS_ACTION_ATTR_DROP, 3),)
-        assert FN.copy_actions(output(1) + drop(), IP_TCP_KEY)[-1] == \
+        assert FA.copy_actions(drop(3), IP_TCP_KEY) == ((ACT.OVS_ACTION_ATTR_DROP, 3),)
+        assert FA.copy_actions(output(1) + drop(), IP_TCP_KEY)[-1] == \
             (ACT.OVS_ACTION_ATTR_DROP, 0)
 
     def test_drop_not_last(self):
-        assert "last" in expect_err(errno.EINVAL, FN.copy_actions, drop() + output(1),
+        assert "last" in expect_err(errno.EINVAL, FA.copy_actions, drop() + output(1),
                                     IP_TCP_KEY)
         # trailing garbage after the drop makes it "not last" too
-        expect_err(errno.EINVAL, FN.copy_actions, drop() + b"\0\0", IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, drop() + b"\0\0", IP_TCP_KEY)
 
     def test_drop_last_in_nested_list(self):
-        FN.copy_actions(clone(drop()) + output(1), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, clone(drop(), output(1)), IP_TCP_KEY)
+        FA.copy_actions(clone(drop()) + output(1), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, clone(drop(), output(1)), IP_TCP_KEY)
 
     @pytest.mark.parametrize("act", [
         N(ACT.OVS_ACTION_ATTR_CT, u16(ACT.OVS_CT_ATTR_ZONE, 1)),
@@ -1124,25 +1125,25 @@ class TestCopyActionsBasic:
                                           A(U.OVS_NSH_KEY_ATTR_MD1, bytes(16)))),
     ])
     def test_not_implemented(self, act):
-        assert "ovsdp does not implement" in expect_err(errno.EOPNOTSUPP, FN.copy_actions,
+        assert "ovsdp does not implement" in expect_err(errno.EOPNOTSUPP, FA.copy_actions,
                                                          act, IP_TCP_KEY)
 
     def test_not_implemented_after_the_kernels_checks(self):
         """A malformed action ovsdp does not run is EINVAL, as from the kernel."""
         nsh_key = K.make(eth_type=K.ETH_P_NSH)
         pop = A(ACT.OVS_ACTION_ATTR_POP_NSH)
-        expect_err(errno.EINVAL, FN.copy_actions, pop, IP_TCP_KEY)        # not an NSH flow
-        expect_err(errno.EOPNOTSUPP, FN.copy_actions, pop, nsh_key)
+        expect_err(errno.EINVAL, FA.copy_actions, pop, IP_TCP_KEY)        # not an NSH flow
+        expect_err(errno.EOPNOTSUPP, FA.copy_actions, pop, nsh_key)
         psample = ACT.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED
         for bad in (b"",                                       # no group
                     A(ACT.OVS_PSAMPLE_ATTR_COOKIE, b"c"),      # still no group
                     u32(1, 1) + u32(3, 0)):                    # unknown attribute
-            expect_err(errno.EINVAL, FN.copy_actions, N(psample, bad), IP_TCP_KEY)
+            expect_err(errno.EINVAL, FA.copy_actions, N(psample, bad), IP_TCP_KEY)
         # a short group or a cookie over 16 bytes fails the policy: ERANGE, as
         # validate_nla() answers
         for bad in (A(1, b"\0\0"), u32(1, 1) + A(ACT.OVS_PSAMPLE_ATTR_COOKIE, bytes(17))):
-            expect_err(errno.ERANGE, FN.copy_actions, N(psample, bad), IP_TCP_KEY)
-        expect_err(errno.EOPNOTSUPP, FN.copy_actions,
+            expect_err(errno.ERANGE, FA.copy_actions, N(psample, bad), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FA.copy_actions,
                    N(psample, u32(1, 1) + A(ACT.OVS_PSAMPLE_ATTR_COOKIE, bytes(16))), IP_TCP_KEY)
 
     @pytest.mark.parametrize("attrs,code", [
@@ -1177,7 +1178,7 @@ class TestCopyActionsBasic:
         (A(ACT.OVS_CT_ATTR_COMMIT) + b"\x01\x00", errno.EINVAL),      # trailing bytes
     ])
     def test_ct_is_checked_as_the_kernel_checks_it(self, attrs, code):
-        expect_err(code, FN.copy_actions, N(ACT.OVS_ACTION_ATTR_CT, attrs), IP_TCP_KEY)
+        expect_err(code, FA.copy_actions, N(ACT.OVS_ACTION_ATTR_CT, attrs), IP_TCP_KEY)
 
     def test_push_nsh_is_checked_as_the_kernel_checks_it(self):
         base = A(U.OVS_NSH_KEY_ATTR_BASE, bytes([0, 63, 1, 3]) + struct.pack("!I", 0x100))
@@ -1187,81 +1188,81 @@ class TestCopyActionsBasic:
 
         def push(*parts):
             return N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH, *parts))
-        expect_err(errno.EOPNOTSUPP, FN.copy_actions, push(base, md1), IP_TCP_KEY)
-        expect_err(errno.EOPNOTSUPP, FN.copy_actions, push(base2, md2), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FA.copy_actions, push(base, md1), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FA.copy_actions, push(base2, md2), IP_TCP_KEY)
         for bad in ((base,), (md1,), (base, md2), (base2, md1), (base, md1, md2),
                     (base, A(U.OVS_NSH_KEY_ATTR_MD1, bytes(8))),        # md1 is 16 bytes
                     (base2, A(U.OVS_NSH_KEY_ATTR_MD2, bytes(252))),     # over 248
                     (base, md1, A(4, b"")), (base, md1, b"\0\0")):
-            expect_err(errno.EINVAL, FN.copy_actions, push(*bad), IP_TCP_KEY)
+            expect_err(errno.EINVAL, FA.copy_actions, push(*bad), IP_TCP_KEY)
         # without an Ethernet header, only what NSH can carry next
         arp_l3 = K.make(eth_type=0x0806, no_eth=1)
-        expect_err(errno.EINVAL, FN.copy_actions, push(base, md1), arp_l3)
+        expect_err(errno.EINVAL, FA.copy_actions, push(base, md1), arp_l3)
 
     def test_ct_needs_an_ip_flow(self):
         arp = K.make(eth_type=0x0806)
-        assert "ct family" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "ct family" in expect_err(errno.EINVAL, FA.copy_actions,
                                          N(ACT.OVS_ACTION_ATTR_CT, A(ACT.OVS_CT_ATTR_COMMIT)),
                                          arp)
 
     def test_meter_takes_any_id(self):
-        assert FN.copy_actions(u32(ACT.OVS_ACTION_ATTR_METER, 7), IP_TCP_KEY) == (
+        assert FA.copy_actions(u32(ACT.OVS_ACTION_ATTR_METER, 7), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_METER, 7),)
-        expect_err(errno.EINVAL, FN.copy_actions, A(ACT.OVS_ACTION_ATTR_METER, b"\0\0"),
+        expect_err(errno.EINVAL, FA.copy_actions, A(ACT.OVS_ACTION_ATTR_METER, b"\0\0"),
                    IP_TCP_KEY)
 
     def test_ct_clear(self):
-        assert FN.copy_actions(A(ACT.OVS_ACTION_ATTR_CT_CLEAR), IP_TCP_KEY) == (
+        assert FA.copy_actions(A(ACT.OVS_ACTION_ATTR_CT_CLEAR), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_CT_CLEAR, None),)
 
 
 class TestUserspace:
     def test_full(self):
         acts = userspace(u32(1, 42), A(2, b"cookie"), u32(3, 7), A(4))
-        assert FN.copy_actions(acts, IP_TCP_KEY) == (
-            (ACT.OVS_ACTION_ATTR_USERSPACE, FN.Userspace(42, b"cookie", 7, True)),)
+        assert FA.copy_actions(acts, IP_TCP_KEY) == (
+            (ACT.OVS_ACTION_ATTR_USERSPACE, FA.Userspace(42, b"cookie", 7, True)),)
 
     def test_minimal(self):
-        (t, u), = FN.copy_actions(userspace(u32(1, 1)), IP_TCP_KEY)
-        assert u == FN.Userspace(1, None, None, False)
-        (t, u), = FN.copy_actions(userspace(u32(1, 1), A(2)), IP_TCP_KEY)
+        (t, u), = FA.copy_actions(userspace(u32(1, 1)), IP_TCP_KEY)
+        assert u == FA.Userspace(1, None, None, False)
+        (t, u), = FA.copy_actions(userspace(u32(1, 1), A(2)), IP_TCP_KEY)
         assert u.userdata == b""
 
     def test_pid_required(self):
-        assert "PID" in expect_err(errno.EINVAL, FN.copy_actions, userspace(A(2, b"x")),
+        assert "PID" in expect_err(errno.EINVAL, FA.copy_actions, userspace(A(2, b"x")),
                                    IP_TCP_KEY)
 
     def test_pid_zero(self):
-        assert "PID" in expect_err(errno.EINVAL, FN.copy_actions, userspace(u32(1, 0)),
+        assert "PID" in expect_err(errno.EINVAL, FA.copy_actions, userspace(u32(1, 0)),
                                    IP_TCP_KEY)
 
     def test_unknown_attr(self):
-        assert "Unknown attribute" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "Unknown attribute" in expect_err(errno.EINVAL, FA.copy_actions,
                                                  userspace(u32(1, 1), A(5)), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, userspace(u32(1, 1), A(0)), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, userspace(u32(1, 1), A(0)), IP_TCP_KEY)
 
     def test_trailing(self):
-        assert "leftover" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "leftover" in expect_err(errno.EINVAL, FA.copy_actions,
                                         userspace(u32(1, 1), b"\0\0"), IP_TCP_KEY)
 
     def test_short_pid(self):
-        expect_err(errno.ERANGE, FN.copy_actions, userspace(u16(1, 1)), IP_TCP_KEY)
+        expect_err(errno.ERANGE, FA.copy_actions, userspace(u16(1, 1)), IP_TCP_KEY)
 
 
 class TestSet:
     def test_priority_becomes_masked(self):
         # the kernel's internal SET_TO_MASKED: executed as a masked set,
         # put back as a plain set
-        acts = FN.copy_actions(set_(u32(U.OVS_KEY_ATTR_PRIORITY, 5)), IP_TCP_KEY)
+        acts = FA.copy_actions(set_(u32(U.OVS_KEY_ATTR_PRIORITY, 5)), IP_TCP_KEY)
         assert acts == ((U.OVS_ACTION_ATTR_SET_TO_MASKED,
                          (U.OVS_KEY_ATTR_PRIORITY, struct.pack("=I", 5), b"\xff" * 4)),)
-        assert FN.put_actions(acts) == set_(u32(U.OVS_KEY_ATTR_PRIORITY, 5))
+        assert FA.put_actions(acts) == set_(u32(U.OVS_KEY_ATTR_PRIORITY, 5))
 
     @pytest.mark.parametrize("attr", [u32(U.OVS_KEY_ATTR_SKB_MARK, 1),
                                       u32(U.OVS_KEY_ATTR_CT_MARK, 1),
                                       A(U.OVS_KEY_ATTR_CT_LABELS, b"\1" * 16), ETH])
     def test_allowed_metadata(self, attr):
-        (t, (kt, v, m)), = FN.copy_actions(set_(attr), IP_TCP_KEY)
+        (t, (kt, v, m)), = FA.copy_actions(set_(attr), IP_TCP_KEY)
         assert t == U.OVS_ACTION_ATTR_SET_TO_MASKED and m == b"\xff" * len(v)
 
     @pytest.mark.parametrize("attr", [in_port(1), u32(U.OVS_KEY_ATTR_RECIRC_ID, 1),
@@ -1271,57 +1272,57 @@ class TestSet:
                                       A(U.OVS_KEY_ATTR_ICMP, b"\1\2"),
                                       u16(U.OVS_KEY_ATTR_IPV6_EXTHDRS, 1)])
     def test_not_settable(self, attr):
-        assert "cannot be set" in expect_err(errno.EINVAL, FN.copy_actions, set_(attr),
+        assert "cannot be set" in expect_err(errno.EINVAL, FA.copy_actions, set_(attr),
                                              IP_TCP_KEY)
 
     def test_two_keys(self):
         acts = N(ACT.OVS_ACTION_ATTR_SET, u32(U.OVS_KEY_ATTR_PRIORITY, 1),
                  u32(U.OVS_KEY_ATTR_SKB_MARK, 1))
-        assert "exactly one" in expect_err(errno.EINVAL, FN.copy_actions, acts, IP_TCP_KEY)
+        assert "exactly one" in expect_err(errno.EINVAL, FA.copy_actions, acts, IP_TCP_KEY)
 
     def test_empty(self):
-        expect_err(errno.EINVAL, FN.copy_actions, N(ACT.OVS_ACTION_ATTR_SET), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, N(ACT.OVS_ACTION_ATTR_SET), IP_TCP_KEY)
 
     def test_bad_key_len(self):
-        assert "unexpected len" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "unexpected len" in expect_err(errno.EINVAL, FA.copy_actions,
                                               set_(u16(U.OVS_KEY_ATTR_PRIORITY, 1)), IP_TCP_KEY)
 
     def test_key_type_out_of_range(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(A(40, b"")), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(A(40, b"")), IP_TCP_KEY)
 
     def test_ethernet_needs_ethernet(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(ETH), L3_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(ETH), L3_KEY)
 
     def test_ipv4(self):
         a = ipv4(ip("1.1.1.1"), ip("2.2.2.2"), 6, 0, 9, 0)
-        (t, (kt, v, m)), = FN.copy_actions(set_(a), IP_TCP_KEY)
+        (t, (kt, v, m)), = FA.copy_actions(set_(a), IP_TCP_KEY)
         assert kt == U.OVS_KEY_ATTR_IPV4 and v == a[4:] and m == b"\xff" * 12
 
     def test_ipv4_proto_change(self):
-        assert "protocol" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "protocol" in expect_err(errno.EINVAL, FA.copy_actions,
                                         set_(ipv4(1, 2, 17)), IP_TCP_KEY)
 
     def test_ipv4_frag_change(self):
-        assert "frag" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "frag" in expect_err(errno.EINVAL, FA.copy_actions,
                                     set_(ipv4(1, 2, 6, frag=1)), IP_TCP_KEY)
 
     def test_ipv4_on_ipv6(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(ipv4(1, 2, 17)), IP6_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(ipv4(1, 2, 17)), IP6_KEY)
 
     def test_ipv6_label_mask_cleared(self):
         a = ipv6(b"\1" * 16, b"\2" * 16, 0x12345, 17)
-        (t, (kt, v, m)), = FN.copy_actions(set_(a), IP6_KEY)
+        (t, (kt, v, m)), = FA.copy_actions(set_(a), IP6_KEY)
         assert m == b"\xff" * 32 + b"\x00\x0f\xff\xff" + b"\xff" * 4
 
     def test_ipv6_label_out_of_range(self):
-        expect_err(errno.EINVAL, FN.copy_actions,
+        expect_err(errno.EINVAL, FA.copy_actions,
                    set_(ipv6(b"\1" * 16, b"\2" * 16, 0x100000, 17)), IP6_KEY)
 
     def test_ipv6_proto_change(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(ipv6(b"", b"", 0, 6)), IP6_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(ipv6(b"", b"", 0, 6)), IP6_KEY)
 
     def test_ipv6_on_ipv4(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(ipv6(b"", b"", 0, 6)), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(ipv6(b"", b"", 0, 6)), IP_TCP_KEY)
 
     @pytest.mark.parametrize("t,key,ok", [
         (U.OVS_KEY_ATTR_TCP, IP_TCP_KEY, True), (U.OVS_KEY_ATTR_TCP, IP_UDP_KEY, False),
@@ -1333,26 +1334,26 @@ class TestSet:
     ])
     def test_l4(self, t, key, ok):
         if ok:
-            (at, (kt, v, m)), = FN.copy_actions(set_(tp(t, 1, 2)), key)
+            (at, (kt, v, m)), = FA.copy_actions(set_(tp(t, 1, 2)), key)
             assert kt == t and v == struct.pack("!HH", 1, 2)
         else:
-            assert "protocol" in expect_err(errno.EINVAL, FN.copy_actions, set_(tp(t, 1, 2)),
+            assert "protocol" in expect_err(errno.EINVAL, FA.copy_actions, set_(tp(t, 1, 2)),
                                             key)
 
     def test_mpls(self):
-        FN.copy_actions(set_(A(U.OVS_KEY_ATTR_MPLS, b"\0\0\1\0")), MPLS1_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, set_(A(U.OVS_KEY_ATTR_MPLS, b"\0\0\1\0")),
+        FA.copy_actions(set_(A(U.OVS_KEY_ATTR_MPLS, b"\0\0\1\0")), MPLS1_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, set_(A(U.OVS_KEY_ATTR_MPLS, b"\0\0\1\0")),
                    IP_TCP_KEY)
 
     def test_nsh(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)), IP_TCP_KEY)
-        expect_err(errno.EOPNOTSUPP, FN.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)),
+        expect_err(errno.EINVAL, FA.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)), IP_TCP_KEY)
+        expect_err(errno.EOPNOTSUPP, FA.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)),
                    K.make(eth_type=0x894F))
 
     def test_tunnel(self):
         tun = tun_v4(A(U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS, bytes.fromhex("0102800100000005")),
                      tun_id=0x42)
-        (t, info), = FN.copy_actions(set_(tun), IP_TCP_KEY)
+        (t, info), = FA.copy_actions(set_(tun), IP_TCP_KEY)
         assert t == ACT.OVS_ACTION_ATTR_SET and isinstance(info, TunnelInfo)
         k = info.key
         assert f(k, "tun_id") == 0x42 and f(k, "tun_ipv4_dst") == ip("192.168.0.2")
@@ -1366,181 +1367,181 @@ class TestSet:
 
     def test_tunnel_bridge_mode_info(self):
         tun = N(U.OVS_KEY_ATTR_TUNNEL, be64(0, 5), A(16))
-        (t, info), = FN.copy_actions(set_(tun), IP_TCP_KEY)
+        (t, info), = FA.copy_actions(set_(tun), IP_TCP_KEY)
         assert FN.put_tunnel_info(info) == be64(0, 5) + A(16)
 
     def test_tunnel_ipv6_info(self):
         tun = N(U.OVS_KEY_ATTR_TUNNEL, A(13, v6("::5")), u8(4, 3))
-        (t, info), = FN.copy_actions(set_(tun), IP_TCP_KEY)
+        (t, info), = FA.copy_actions(set_(tun), IP_TCP_KEY)
         assert FN.put_tunnel_info(info) == A(13, v6("::5")) + u8(4, 3)
 
     def test_tunnel_errors(self):
-        expect_err(errno.EINVAL, FN.copy_actions, set_(tun_v4(ttl=None)), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions,
+        expect_err(errno.EINVAL, FA.copy_actions, set_(tun_v4(ttl=None)), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions,
                    set_(tun_v4(A(U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS, b"\0\0\0\2"))), IP_TCP_KEY)
         # masked: key bits outside the mask are checked first...
-        expect_err(errno.EINVAL, FN.copy_actions,
+        expect_err(errno.EINVAL, FA.copy_actions,
                    N(ACT.OVS_ACTION_ATTR_SET_MASKED, tun_v4()), IP_TCP_KEY)
         # ...then masked tunnel sets are refused
         body = tun_v4()[4:]
         assert "Masked tunnel" in expect_err(
-            errno.EINVAL, FN.copy_actions,
+            errno.EINVAL, FA.copy_actions,
             N(ACT.OVS_ACTION_ATTR_SET_MASKED, A(U.OVS_KEY_ATTR_TUNNEL, body + body)), IP_TCP_KEY)
 
     def test_masked(self):
         acts = set_masked(U.OVS_KEY_ATTR_ETHERNET, b"\1" * 6 + b"\0" * 6,
                           b"\xff" * 6 + b"\0" * 6)
-        assert FN.copy_actions(acts, IP_TCP_KEY) == (
+        assert FA.copy_actions(acts, IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_SET_MASKED,
              (U.OVS_KEY_ATTR_ETHERNET, b"\1" * 6 + b"\0" * 6, b"\xff" * 6 + b"\0" * 6)),)
-        assert FN.put_actions(FN.copy_actions(acts, IP_TCP_KEY)) == acts
+        assert FA.put_actions(FA.copy_actions(acts, IP_TCP_KEY)) == acts
 
     def test_masked_key_outside_mask(self):
         acts = set_masked(U.OVS_KEY_ATTR_SKB_MARK, struct.pack("=I", 3), struct.pack("=I", 1))
-        assert "outside the mask" in expect_err(errno.EINVAL, FN.copy_actions, acts,
+        assert "outside the mask" in expect_err(errno.EINVAL, FA.copy_actions, acts,
                                                 IP_TCP_KEY)
 
     def test_masked_bad_len(self):
         acts = N(ACT.OVS_ACTION_ATTR_SET_MASKED, A(U.OVS_KEY_ATTR_SKB_MARK, b"\0" * 4))
-        expect_err(errno.EINVAL, FN.copy_actions, acts, IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, acts, IP_TCP_KEY)
 
     def test_masked_ipv4_proto(self):
         v = struct.pack("!IIBBBB", 1, 0, 0, 0, 0, 0)
         ok = struct.pack("!IIBBBB", 0xFFFFFFFF, 0, 0, 0xFF, 0xFF, 0)
-        FN.copy_actions(set_masked(U.OVS_KEY_ATTR_IPV4, v, ok), IP_TCP_KEY)
+        FA.copy_actions(set_masked(U.OVS_KEY_ATTR_IPV4, v, ok), IP_TCP_KEY)
         bad = struct.pack("!IIBBBB", 0xFFFFFFFF, 0, 1, 0, 0, 0)
-        assert "not writable" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "not writable" in expect_err(errno.EINVAL, FA.copy_actions,
                                             set_masked(U.OVS_KEY_ATTR_IPV4, v, bad), IP_TCP_KEY)
         bad = struct.pack("!IIBBBB", 0xFFFFFFFF, 0, 0, 0, 0, 1)
-        expect_err(errno.EINVAL, FN.copy_actions, set_masked(U.OVS_KEY_ATTR_IPV4, v, bad),
+        expect_err(errno.EINVAL, FA.copy_actions, set_masked(U.OVS_KEY_ATTR_IPV4, v, bad),
                    IP_TCP_KEY)
 
     def test_masked_ipv6_label_mask(self):
         v = struct.pack("!16s16sIBBBB", b"", b"", 0, 0, 0, 0, 0)
         bad = struct.pack("!16s16sIBBBB", b"", b"", 0x100000, 0, 0, 0, 0)
-        expect_err(errno.EINVAL, FN.copy_actions, set_masked(U.OVS_KEY_ATTR_IPV6, v, bad),
+        expect_err(errno.EINVAL, FA.copy_actions, set_masked(U.OVS_KEY_ATTR_IPV6, v, bad),
                    IP6_KEY)
         good = struct.pack("!16s16sIBBBB", b"", b"", 0xFFFFF, 0, 0, 0, 0)
-        FN.copy_actions(set_masked(U.OVS_KEY_ATTR_IPV6, v, good), IP6_KEY)
+        FA.copy_actions(set_masked(U.OVS_KEY_ATTR_IPV6, v, good), IP6_KEY)
 
     def test_set_uses_tracked_eth_type(self):
         # popping to a non-MPLS type leaves eth_type 0: no L3 set afterwards
-        expect_err(errno.EINVAL, FN.copy_actions, pop_mpls(0x0800) + set_(ipv4(1, 2, 0)),
+        expect_err(errno.EINVAL, FA.copy_actions, pop_mpls(0x0800) + set_(ipv4(1, 2, 0)),
                    MPLS1_KEY)
         # popping one of two labels keeps MPLS: set(mpls) is still allowed
-        FN.copy_actions(pop_mpls(0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)), MPLS2_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions,
+        FA.copy_actions(pop_mpls(0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)), MPLS2_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions,
                    pop_mpls(0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)), MPLS1_KEY)
         # push_mpls on IPv4 makes set(mpls) valid
-        FN.copy_actions(push_mpls(1, 0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)),
+        FA.copy_actions(push_mpls(1, 0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)),
                         IP_TCP_KEY)
 
 
 class TestVlanMplsEth:
     def test_push_pop_vlan(self):
-        assert FN.copy_actions(push_vlan(0x8100, 0x1005) + A(ACT.OVS_ACTION_ATTR_POP_VLAN),
+        assert FA.copy_actions(push_vlan(0x8100, 0x1005) + A(ACT.OVS_ACTION_ATTR_POP_VLAN),
                                IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_PUSH_VLAN, (0x8100, 0x1005)),
             (ACT.OVS_ACTION_ATTR_POP_VLAN, None))
-        FN.copy_actions(push_vlan(0x88A8, 0x1000), IP_TCP_KEY)
+        FA.copy_actions(push_vlan(0x88A8, 0x1000), IP_TCP_KEY)
 
     def test_push_vlan_bad_tpid(self):
-        assert "TPID" in expect_err(errno.EINVAL, FN.copy_actions, push_vlan(0x0800, 0x1005),
+        assert "TPID" in expect_err(errno.EINVAL, FA.copy_actions, push_vlan(0x0800, 0x1005),
                                     IP_TCP_KEY)
 
     def test_push_vlan_no_cfi(self):
-        assert "CFI" in expect_err(errno.EINVAL, FN.copy_actions, push_vlan(0x8100, 5),
+        assert "CFI" in expect_err(errno.EINVAL, FA.copy_actions, push_vlan(0x8100, 5),
                                    IP_TCP_KEY)
 
     def test_vlan_on_l3(self):
-        expect_err(errno.EINVAL, FN.copy_actions, push_vlan(0x8100, 0x1005), L3_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, A(ACT.OVS_ACTION_ATTR_POP_VLAN), L3_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, push_vlan(0x8100, 0x1005), L3_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, A(ACT.OVS_ACTION_ATTR_POP_VLAN), L3_KEY)
 
     def test_push_mpls(self):
-        assert FN.copy_actions(push_mpls(0x1140, 0x8847), IP_TCP_KEY) == (
+        assert FA.copy_actions(push_mpls(0x1140, 0x8847), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_PUSH_MPLS, (0x1140, 0x8847)),)
         # then an MPLS set is allowed, an IPv4 one is not
-        FN.copy_actions(push_mpls(0x1140, 0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)),
+        FA.copy_actions(push_mpls(0x1140, 0x8847) + set_(A(U.OVS_KEY_ATTR_MPLS, b"\0" * 4)),
                         IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, push_mpls(0x1140, 0x8847)
+        expect_err(errno.EINVAL, FA.copy_actions, push_mpls(0x1140, 0x8847)
                    + set_(ipv4(1, 2, 6)), IP_TCP_KEY)
 
     def test_push_mpls_errors(self):
-        expect_err(errno.EINVAL, FN.copy_actions, push_mpls(1, 0x0800), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, push_mpls(1, 0x8847), VLAN_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, push_mpls(1, 0x8847),
+        expect_err(errno.EINVAL, FA.copy_actions, push_mpls(1, 0x0800), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, push_mpls(1, 0x8847), VLAN_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, push_mpls(1, 0x8847),
                    K.make(eth_type=0x1234))
-        expect_err(errno.EINVAL, FN.copy_actions, push_vlan(0x8100, 0x1001)
+        expect_err(errno.EINVAL, FA.copy_actions, push_vlan(0x8100, 0x1001)
                    + push_mpls(1, 0x8847), IP_TCP_KEY)
         # after pop_vlan the tag is gone
-        FN.copy_actions(A(ACT.OVS_ACTION_ATTR_POP_VLAN) + push_mpls(1, 0x8847), VLAN_KEY)
+        FA.copy_actions(A(ACT.OVS_ACTION_ATTR_POP_VLAN) + push_mpls(1, 0x8847), VLAN_KEY)
 
     def test_pop_mpls_label_count(self):
-        FN.copy_actions(pop_mpls(0x0800), MPLS1_KEY)
+        FA.copy_actions(pop_mpls(0x0800), MPLS1_KEY)
         # one label: the first pop ends MPLS
-        assert "not MPLS" in expect_err(errno.EINVAL, FN.copy_actions,
+        assert "not MPLS" in expect_err(errno.EINVAL, FA.copy_actions,
                                         pop_mpls(0x8847) + pop_mpls(0x0800), MPLS1_KEY)
         # two labels: pop to MPLS, then pop to IPv4
-        FN.copy_actions(pop_mpls(0x8847) + pop_mpls(0x0800), MPLS2_KEY)
+        FA.copy_actions(pop_mpls(0x8847) + pop_mpls(0x0800), MPLS2_KEY)
         # push then pop twice
-        FN.copy_actions(push_mpls(1, 0x8847) + pop_mpls(0x8847), MPLS1_KEY)
+        FA.copy_actions(push_mpls(1, 0x8847) + pop_mpls(0x8847), MPLS1_KEY)
 
     def test_pop_mpls_errors(self):
-        expect_err(errno.EINVAL, FN.copy_actions, pop_mpls(0x0800), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, pop_mpls(0x0800),
+        expect_err(errno.EINVAL, FA.copy_actions, pop_mpls(0x0800), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, pop_mpls(0x0800),
                    MPLS1_KEY | K.make(vlan_tci=0x1001))
-        assert "TEB" in expect_err(errno.EINVAL, FN.copy_actions, pop_mpls(0x6558), MPLS1_KEY)
-        FN.copy_actions(pop_mpls(0x6558), MPLS1_KEY | K.make(no_eth=1))
+        assert "TEB" in expect_err(errno.EINVAL, FA.copy_actions, pop_mpls(0x6558), MPLS1_KEY)
+        FA.copy_actions(pop_mpls(0x6558), MPLS1_KEY | K.make(no_eth=1))
 
     def test_pop_mpls_wildcarded_labels(self):
         # a masked key without labels: the u32 count wraps like the kernel's
         key = K.make(eth_type=0x8847)
-        FN.copy_actions(pop_mpls(0x8847) + pop_mpls(0x8847) + pop_mpls(0x0800), key)
+        FA.copy_actions(pop_mpls(0x8847) + pop_mpls(0x8847) + pop_mpls(0x0800), key)
 
     def test_add_mpls(self):
-        assert FN.copy_actions(add_mpls(0x100, 0x8847, 1), IP_TCP_KEY) == (
+        assert FA.copy_actions(add_mpls(0x100, 0x8847, 1), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_ADD_MPLS, (0x100, 0x8847, 1)),)
-        expect_err(errno.EINVAL, FN.copy_actions, add_mpls(0x100, 0x0800, 1), IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, add_mpls(0x100, 0x8847, 1), VLAN_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, add_mpls(0x100, 0x8847, 1),
+        expect_err(errno.EINVAL, FA.copy_actions, add_mpls(0x100, 0x0800, 1), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, add_mpls(0x100, 0x8847, 1), VLAN_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, add_mpls(0x100, 0x8847, 1),
                    K.make(eth_type=0x1234))
         # an L2 add_mpls on Ethernet drops the Ethernet header
-        FN.copy_actions(add_mpls(0x100, 0x8847, 0), VLAN_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, add_mpls(0x100, 0x8847, 0)
+        FA.copy_actions(add_mpls(0x100, 0x8847, 0), VLAN_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, add_mpls(0x100, 0x8847, 0)
                    + push_vlan(0x8100, 0x1001), IP_TCP_KEY)
-        FN.copy_actions(add_mpls(0x100, 0x8847, 0) + pop_mpls(0x6558), IP_TCP_KEY)
+        FA.copy_actions(add_mpls(0x100, 0x8847, 0) + pop_mpls(0x6558), IP_TCP_KEY)
 
     def test_push_pop_eth(self):
         acts = A(ACT.OVS_ACTION_ATTR_PUSH_ETH, mac(MAC1) + mac(MAC2))
-        assert FN.copy_actions(acts, L3_KEY) == (
+        assert FA.copy_actions(acts, L3_KEY) == (
             (ACT.OVS_ACTION_ATTR_PUSH_ETH, (mac(MAC1), mac(MAC2))),)
-        expect_err(errno.EINVAL, FN.copy_actions, acts, IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, acts, IP_TCP_KEY)
         pop = A(ACT.OVS_ACTION_ATTR_POP_ETH)
-        assert FN.copy_actions(pop + acts, IP_TCP_KEY) == (
+        assert FA.copy_actions(pop + acts, IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_POP_ETH, None),
             (ACT.OVS_ACTION_ATTR_PUSH_ETH, (mac(MAC1), mac(MAC2))))
-        expect_err(errno.EINVAL, FN.copy_actions, pop, L3_KEY)
-        assert "VLAN" in expect_err(errno.EINVAL, FN.copy_actions, pop, VLAN_KEY)
-        FN.copy_actions(A(ACT.OVS_ACTION_ATTR_POP_VLAN) + pop, VLAN_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, pop, L3_KEY)
+        assert "VLAN" in expect_err(errno.EINVAL, FA.copy_actions, pop, VLAN_KEY)
+        FA.copy_actions(A(ACT.OVS_ACTION_ATTR_POP_VLAN) + pop, VLAN_KEY)
         # set(eth) after push_eth: validate_set gets the tracked mac_proto
-        FN.copy_actions(acts + set_(ETH), L3_KEY)
+        FA.copy_actions(acts + set_(ETH), L3_KEY)
 
     def test_nested_list_starts_from_the_keys_mac_proto(self):
         # Kernel quirk: mac_proto is re-read from the key in a nested list
         push = A(ACT.OVS_ACTION_ATTR_PUSH_ETH, b"\0" * 12)
         pop = A(ACT.OVS_ACTION_ATTR_POP_ETH)
-        expect_err(errno.EINVAL, FN.copy_actions, pop + clone(push), IP_TCP_KEY)
-        FN.copy_actions(push + clone(push), L3_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, push + clone(pop), L3_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, pop + clone(push), IP_TCP_KEY)
+        FA.copy_actions(push + clone(push), L3_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, push + clone(pop), L3_KEY)
 
 
 class TestNestedActions:
     def test_sample(self):
         acts = sample(u32(1, 0xFFFFFFFF), N(2, output(1), output(2)))
-        assert FN.copy_actions(acts, IP_TCP_KEY) == (
+        assert FA.copy_actions(acts, IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_SAMPLE,
              (0xFFFFFFFF, ((ACT.OVS_ACTION_ATTR_OUTPUT, 1), (ACT.OVS_ACTION_ATTR_OUTPUT, 2)))),)
-        assert FN.copy_actions(sample(u32(1, 5), N(2)), IP_TCP_KEY) == (
+        assert FA.copy_actions(sample(u32(1, 5), N(2)), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_SAMPLE, (5, ())),)
 
     @pytest.mark.parametrize("body", [
@@ -1554,30 +1555,30 @@ class TestNestedActions:
         [u32(1, 1), N(2), b"\0\0"],                      # trailing bytes
     ])
     def test_sample_errors(self, body):
-        expect_err(errno.EINVAL, FN.copy_actions, sample(*body), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, sample(*body), IP_TCP_KEY)
 
     def test_nested_error_propagates(self):
-        expect_err(errno.EINVAL, FN.copy_actions, sample(u32(1, 1), N(2, output(70000))),
+        expect_err(errno.EINVAL, FA.copy_actions, sample(u32(1, 1), N(2, output(70000))),
                    IP_TCP_KEY)
-        expect_err(errno.EINVAL, FN.copy_actions, clone(output(70000)), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, clone(output(70000)), IP_TCP_KEY)
 
     def test_clone(self):
-        assert FN.copy_actions(clone(push_vlan(0x8100, 0x1001), output(2)) + output(3),
+        assert FA.copy_actions(clone(push_vlan(0x8100, 0x1001), output(2)) + output(3),
                                IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_CLONE, ((ACT.OVS_ACTION_ATTR_PUSH_VLAN, (0x8100, 0x1001)),
                                          (ACT.OVS_ACTION_ATTR_OUTPUT, 2))),
             (ACT.OVS_ACTION_ATTR_OUTPUT, 3))
-        assert FN.copy_actions(clone(), IP_TCP_KEY) == ((ACT.OVS_ACTION_ATTR_CLONE, ()),)
+        assert FA.copy_actions(clone(), IP_TCP_KEY) == ((ACT.OVS_ACTION_ATTR_CLONE, ()),)
 
     def test_clone_short_payload(self):
-        expect_err(errno.EINVAL, FN.copy_actions, A(ACT.OVS_ACTION_ATTR_CLONE, b"\0\0"),
+        expect_err(errno.EINVAL, FA.copy_actions, A(ACT.OVS_ACTION_ATTR_CLONE, b"\0\0"),
                    IP_TCP_KEY)
 
     def test_nested_state_does_not_leak_out(self):
         # push_vlan inside a clone does not make the outer push_mpls invalid
-        FN.copy_actions(clone(push_vlan(0x8100, 0x1001)) + push_mpls(1, 0x8847), IP_TCP_KEY)
+        FA.copy_actions(clone(push_vlan(0x8100, 0x1001)) + push_mpls(1, 0x8847), IP_TCP_KEY)
         # but the outer state flows in
-        expect_err(errno.EINVAL, FN.copy_actions,
+        expect_err(errno.EINVAL, FA.copy_actions,
                    push_vlan(0x8100, 0x1001) + clone(push_mpls(1, 0x8847)), IP_TCP_KEY)
 
     def test_nesting_limit(self):
@@ -1585,11 +1586,11 @@ class TestNestedActions:
             for _ in range(n):
                 inner = clone(inner)
             return inner
-        FN.copy_actions(nest(16, output(1)), IP_TCP_KEY)
-        msg = expect_err(errno.EOVERFLOW, FN.copy_actions, nest(17, output(1)), IP_TCP_KEY)
+        FA.copy_actions(nest(16, output(1)), IP_TCP_KEY)
+        msg = expect_err(errno.EOVERFLOW, FA.copy_actions, nest(17, output(1)), IP_TCP_KEY)
         assert "16" in msg
         # an empty list at depth 17 is refused too
-        expect_err(errno.EOVERFLOW, FN.copy_actions, nest(17, b""), IP_TCP_KEY)
+        expect_err(errno.EOVERFLOW, FA.copy_actions, nest(17, b""), IP_TCP_KEY)
 
     def test_nesting_limit_mixed(self):
         inner = output(1)
@@ -1597,12 +1598,12 @@ class TestNestedActions:
                  lambda a: dec_ttl(N(1, a)), lambda a: cpl(u16(1, 100), N(2, a), N(3))]
         for i in range(16):
             inner = kinds[i % 4](inner)
-        FN.copy_actions(inner, IP_TCP_KEY)
-        expect_err(errno.EOVERFLOW, FN.copy_actions, clone(inner), IP_TCP_KEY)
+        FA.copy_actions(inner, IP_TCP_KEY)
+        expect_err(errno.EOVERFLOW, FA.copy_actions, clone(inner), IP_TCP_KEY)
 
     def test_check_pkt_len(self):
         acts = cpl(u16(1, 1500), N(2, output(1)), N(3, output(2)))
-        assert FN.copy_actions(acts, IP_TCP_KEY) == (
+        assert FA.copy_actions(acts, IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_CHECK_PKT_LEN,
              (1500, ((ACT.OVS_ACTION_ATTR_OUTPUT, 1),), ((ACT.OVS_ACTION_ATTR_OUTPUT, 2),))),)
 
@@ -1618,19 +1619,19 @@ class TestNestedActions:
         ([u16(1, 9), N(2, output(70000)), N(3)], errno.EINVAL),
     ])
     def test_check_pkt_len_errors(self, body, code):
-        expect_err(code, FN.copy_actions, cpl(*body), IP_TCP_KEY)
+        expect_err(code, FA.copy_actions, cpl(*body), IP_TCP_KEY)
 
     def test_dec_ttl(self):
-        assert FN.copy_actions(dec_ttl(N(1, output(3))), IP_TCP_KEY) == (
+        assert FA.copy_actions(dec_ttl(N(1, output(3))), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_DEC_TTL, ((ACT.OVS_ACTION_ATTR_OUTPUT, 3),)),)
         # unknown attributes are ignored, to be future proof
-        assert FN.copy_actions(dec_ttl(N(1), A(2, b"xx")), IP_TCP_KEY) == (
+        assert FA.copy_actions(dec_ttl(N(1), A(2, b"xx")), IP_TCP_KEY) == (
             (ACT.OVS_ACTION_ATTR_DEC_TTL, ()),)
 
     @pytest.mark.parametrize("body", [[], [A(2)], [N(1), N(1)], [A(0), N(1)],
                                       [A(1, b"\0\0")], [N(1), b"\0"]])
     def test_dec_ttl_errors(self, body):
-        expect_err(errno.EINVAL, FN.copy_actions, dec_ttl(*body), IP_TCP_KEY)
+        expect_err(errno.EINVAL, FA.copy_actions, dec_ttl(*body), IP_TCP_KEY)
 
 
 # ================================================================ properties
@@ -1788,7 +1789,7 @@ def test_property_random_bytes_never_crash(key, mask):
 def test_property_random_actions_never_crash(acts, key):
     raw = b"".join(A(t, p) for t, p in acts)
     try:
-        out = FN.copy_actions(raw, key)
+        out = FA.copy_actions(raw, key)
     except NetlinkError as e:
         assert e.errno in (errno.EINVAL, errno.ERANGE, errno.EOPNOTSUPP, errno.EOVERFLOW)
         return

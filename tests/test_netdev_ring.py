@@ -18,6 +18,7 @@ import pytest
 from ovsdp import odp, vports
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_netlink as FN
+from ovsdp.datapath import flow_netlink_actions as FA
 from ovsdp.datapath.flow_table import Flow
 from ovsdp.datapath.module import Module
 from ovsdp.datapath.vport import VportParms
@@ -72,8 +73,8 @@ def port():
     dp.ports_gen += 1
     k, mk = odp.parse_key("in_port(1),eth()")
     key, mask = FN.get_match(k, mk)
-    acts = FN.copy_actions(odp.parse_actions("2"), key & mask)
-    dp.table.insert(Flow(key & mask, None, os.urandom(16), acts, FN.put_actions(acts)), mask)
+    acts = FA.copy_actions(odp.parse_actions("2"), key & mask)
+    dp.table.insert(Flow(key & mask, None, os.urandom(16), acts, FA.put_actions(acts)), mask)
     yield v, out
     v.ring.close()
     v.ring = None

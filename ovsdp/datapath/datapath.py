@@ -14,7 +14,7 @@ import time
 
 from .. import uapi as U
 from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
-from . import flow_key, flow_netlink, offload
+from . import flow_key, flow_netlink, flow_netlink_actions, offload
 from . import key_layout as K
 from .actions import execute_actions
 from .flow_table import FlowTable
@@ -330,7 +330,8 @@ class Datapath:
             parts.append(nla_nest(U.OVS_PACKET_ATTR_EGRESS_TUN_KEY,
                                   flow_netlink.put_tunnel_info(egress_tun_info)))
         if actions:
-            parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS, flow_netlink.put_actions(actions)))
+            parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS,
+                                  flow_netlink_actions.put_actions(actions)))
         if skb.mru:
             parts.append(nla_u16(U.OVS_PACKET_ATTR_MRU, skb.mru))
         if cutlen > 0:

@@ -7,6 +7,7 @@ from ...netlink import attr as A
 from ...netlink.attr import NetlinkError, nla, nla_nest, nla_u8, nla_u64
 from ...netlink.genl import Family, Op
 from .. import flow_netlink as FN
+from .. import flow_netlink_actions as FA
 from ..flow_table import Flow
 
 POLICY = {
@@ -105,7 +106,7 @@ class FlowCommands:
     def _actions(self, req, masked_key):
         a = req.attrs
         try:
-            return FN.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key,
+            return FA.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key,
                                    U.OVS_FLOW_ATTR_PROBE not in a)
         except NetlinkError as e:
             if e.offset is None:
@@ -124,7 +125,7 @@ class FlowCommands:
         ufid = self._ufid(req)
         masked = key & mask
         acts = self._actions(req, masked)
-        acts_bytes = FN.put_actions(acts)
+        acts_bytes = FA.put_actions(acts)
         dp = self._dp(req)
         table = dp.table
         match_key = key if ufid is None else masked
@@ -167,7 +168,7 @@ class FlowCommands:
         if flow is None:
             raise NetlinkError(errno.ENOENT, "flow not found")
         if acts is not None:
-            flow.set_actions(acts, FN.put_actions(acts))
+            flow.set_actions(acts, FA.put_actions(acts))
         reply = None
         if self._must_notify(req):
             reply = self._reply(req, flow, U.OVS_FLOW_CMD_SET, ufid_flags)

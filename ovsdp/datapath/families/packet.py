@@ -11,6 +11,7 @@ from ...netlink.attr import NetlinkError
 from ...netlink.genl import Family, Op
 from .. import flow_key as FK
 from .. import flow_netlink as FN
+from .. import flow_netlink_actions as FA
 from .. import key_layout as K
 from ..actions import execute_actions
 from ..skb import Skb
@@ -75,7 +76,7 @@ class PacketCommands:
                 e.offset = req.offset(U.OVS_PACKET_ATTR_KEY)
             raise
         try:
-            acts = FN.copy_actions(a[U.OVS_PACKET_ATTR_ACTIONS], key, log)
+            acts = FA.copy_actions(a[U.OVS_PACKET_ATTR_ACTIONS], key, log)
         except NetlinkError as e:
             if e.offset is None:
                 e.offset = req.offset(U.OVS_PACKET_ATTR_ACTIONS)
