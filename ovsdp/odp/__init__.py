@@ -13,7 +13,8 @@ text that ``ovs-dpctl`` prints and reads::
 
 from ._util import OdpParseError
 from .actions import format_action, format_actions, parse_actions
-from .keys import format_key, format_key_attr, parse_key
+from .keys import format_key, format_key_attr
+from .keys_scan import parse_key
 
 __all__ = [
     "OdpParseError",

@@ -39,15 +39,14 @@ from .keys import (
     NESTED,
     NSH_KEY,
     VARIABLE,
-    _Ctx,
     _le128,
     format_key_attr,
     format_mpls_lse,
     format_nsh_key_mask,
     format_u128,
     format_vlan_tci,
-    parse_key_attr,
 )
+from .keys_scan import _Ctx, parse_key_attr
 
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
