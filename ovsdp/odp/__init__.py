@@ -12,7 +12,8 @@ text that ``ovs-dpctl`` prints and reads::
 """
 
 from ._util import OdpParseError
-from .actions import format_action, format_actions, parse_actions
+from .actions import format_action, format_actions
+from .actions_scan import parse_actions
 from .keys import format_key, format_key_attr
 from .keys_scan import parse_key
 
