@@ -22,9 +22,15 @@ def test_parse_keys_echoes_comments_and_blank_lines():
     assert out.splitlines() == [
         "# a comment",
         "",
-        "in_port(1),eth(src=00:01:02:03:04:05,dst=10:11:12:13:14:15)",
+        # Open vSwitch's round trip through struct flow fills in the metadata it
+        # always puts, and a key without eth() is a packet_type(ns=1) packet.
+        "recirc_id(0),dp_hash(0),skb_priority(0),in_port(1),skb_mark(0),ct_state(0),"
+        "ct_zone(0),ct_mark(0),ct_label(0),packet_type(ns=0,id=0),"
+        "eth(src=00:01:02:03:04:05,dst=10:11:12:13:14:15)",
         "",
-        "in_port(1),eth_type(0x0800),ipv4(src=1.2.3.4,dst=0.0.0.0,proto=0,tos=0,ttl=0,frag=no)",
+        "recirc_id(0),dp_hash(0),skb_priority(0),in_port(1),skb_mark(0),ct_state(0),"
+        "ct_zone(0),ct_mark(0),ct_label(0),packet_type(ns=1,id=0x800),eth_type(0x0800),"
+        "ipv4(src=1.2.3.4,dst=0.0.0.0,proto=0,tos=0,ttl=0,frag=no)",
     ]
 
 

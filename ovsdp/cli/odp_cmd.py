@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from ..odp import OdpParseError, format_actions, format_key, parse_actions, parse_key
+from ..odp.flow import ODPUTIL_FLOW_KEY_BYTES, Fitness, flow_to_key, key_to_flow
 from .dpctl.flow_filter import FilterError, filter_matches
 from .dpctl.flow_filter import parse_filter as dpctl_filter
 
@@ -47,7 +48,14 @@ def convert(mode, line, port_names=None, flt=None):
         return format_actions(parse_actions(line, port_names), numbers)
     key, mask = parse_key(line, port_names)
     if mode == "parse-keys":
-        return format_key(key, port_names=numbers)
+        # test-odp's round trip: key -> struct flow -> key, as ovs-vswitchd would.
+        flow, fitness = key_to_flow(key)
+        key = flow_to_key(flow)
+        prefix = {Fitness.TOO_LITTLE: "ODP_FIT_TOO_LITTLE: ",
+                  Fitness.TOO_MUCH: "ODP_FIT_TOO_MUCH: "}.get(fitness, "")
+        if len(key) > ODPUTIL_FLOW_KEY_BYTES:
+            prefix = f"too long: {len(key)} > {ODPUTIL_FLOW_KEY_BYTES}\n" + prefix
+        return prefix + format_key(key, port_names=numbers)
     if mode == "parse-filter" and not filter_matches(flt, key, mask):
         return None
     return format_key(key, mask, port_names=numbers)

@@ -120,6 +120,8 @@ TUNNEL_KEY = AttrTable("tunnel", O.OVS_TUNNEL_KEY_ATTR_MAX, [
     Attr(O.OVS_TUNNEL_KEY_ATTR_PAD, None, 0),          # no entry in the kernel's table
     Attr(O.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS, "erspan", VARIABLE),
     Attr(O.OVS_TUNNEL_KEY_ATTR_IPV4_INFO_BRIDGE, None, 0),
+    # userspace only: past the kernel's OVS_TUNNEL_KEY_ATTR_MAX
+    Attr(O.OVS_TUNNEL_KEY_ATTR_GTPU_OPTS, "gtpu", None, ovs=VARIABLE),
 ])
 
 NSH_KEY = AttrTable("nsh", O.OVS_NSH_KEY_ATTR_MAX, [
