@@ -121,7 +121,7 @@ def big_datapath(sock, n_flows):
     from ovsdp import uapi as U
     from ovsdp.client.dpif import Dpif
     from ovsdp.datapath import flow_key as F
-    from ovsdp.datapath import flow_netlink as FN
+    from ovsdp.datapath import flow_netlink_put as FNP
     from ovsdp.datapath import key_layout as K
     from ovsdp.netlink.attr import nla_u32
     meta = K.make(in_port=1)
@@ -129,7 +129,7 @@ def big_datapath(sock, n_flows):
         c.dp_new("hbflows", upcall_pid=0)
         for i in range(n_flows):
             k = F.extract(bytes(6) + (i + 1).to_bytes(6, "big") + b"\x08\x06" + bytes(28), meta)
-            c.flow_new("hbflows", FN.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
+            c.flow_new("hbflows", FNP.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
                        echo=False)
         return c.ifindex("hbflows"), c.sock.family(U.OVS_FLOW_FAMILY).id
 

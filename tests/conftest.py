@@ -111,13 +111,13 @@ def add_arp_flows(dpif, dp, n):
     """``n`` exact ARP flows (source MACs 1..n) from port 1 to port 1."""
     from ovsdp import uapi as U
     from ovsdp.datapath import flow_key as F
-    from ovsdp.datapath import flow_netlink as FN
+    from ovsdp.datapath import flow_netlink_put as FNP
     from ovsdp.datapath import key_layout as K
     from ovsdp.netlink.attr import nla_u32
     meta = K.make(in_port=1)
     for i in range(n):
         k = F.extract(bytes(6) + (i + 1).to_bytes(6, "big") + b"\x08\x06" + bytes(28), meta)
-        dpif.flow_new(dp, FN.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
+        dpif.flow_new(dp, FNP.put_key(k, k, False), nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1),
                       echo=False)
 
 

@@ -18,7 +18,7 @@ from scapy.packet import Raw
 from ovsdp import odp
 from ovsdp.client.dpif import Dpif
 from ovsdp.datapath import flow_key as F
-from ovsdp.datapath import flow_netlink as FN
+from ovsdp.datapath import flow_netlink_put as FNP
 from ovsdp.datapath import key_layout as K
 
 SRC, DST = "00:00:00:00:00:01", "00:00:00:00:00:02"
@@ -152,7 +152,7 @@ def test_action_output_bytes(dp, name, make, actions, expect):
     c, daemon = dp
     frame = bytes(make())
     k = F.extract(frame, K.make(in_port=1))
-    key_attrs = FN.put_key(k, k, False)
+    key_attrs = FNP.put_key(k, k, False)
     c.execute("adp", frame, key_attrs, odp.parse_actions(actions))
     got = {p: fetch(daemon, f"ad{p}") for p in (1, 2, 3)}
     want = {p: expect.get(p, []) for p in (1, 2, 3)}

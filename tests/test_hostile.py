@@ -21,7 +21,7 @@ from ovsdp import uapi as U
 from ovsdp.client.dpif import Dpif
 from ovsdp.datapath import datapath as DP
 from ovsdp.datapath import flow_key as F
-from ovsdp.datapath import flow_netlink as FN
+from ovsdp.datapath import flow_netlink_put as FNP
 from ovsdp.datapath import key_layout as K
 from ovsdp.netlink.attr import nla, nla_nest, nla_string, nla_u32
 
@@ -106,7 +106,7 @@ def _mpls_frame():
 def test_set_mpls_of_wrong_length_is_einval(dpif, payload, masked):
     dpif.dp_new("fzm")
     k = F.extract(_mpls_frame(), K.make(in_port=1))
-    key_attrs = FN.put_key(k, k, False)
+    key_attrs = FNP.put_key(k, k, False)
     act = U.OVS_ACTION_ATTR_SET_MASKED if masked else U.OVS_ACTION_ATTR_SET
     actions = nla_nest(act, nla(U.OVS_KEY_ATTR_MPLS, payload))
     assert err_of(dpif.flow_new, "fzm", key_attrs, actions) == errno.EINVAL
@@ -126,7 +126,7 @@ def test_a_frame_that_fails_does_not_drop_the_rest_of_its_batch(daemon, dpif):
     meta = K.make(in_port=1)
     for frame in good + [bad]:       # not outputs only: the interpreter runs each frame
         k = F.extract(frame, meta)
-        dpif.flow_new("fzb", FN.put_key(k, k, False), odp.parse_actions("set(skb_mark(1)),2"))
+        dpif.flow_new("fzb", FNP.put_key(k, k, False), odp.parse_actions("set(skb_mark(1)),2"))
     module = daemon.module
     real = DP.execute_actions
 
@@ -152,7 +152,7 @@ ARP = bytes(11) + b"\x01\x08\x06" + bytes(28)
 
 def _arp_key():
     k = F.extract(ARP, K.make(in_port=1))
-    return FN.put_key(k, k, False)
+    return FNP.put_key(k, k, False)
 
 
 @pytest.mark.parametrize("n,ok", [(4092, True), (4093, False), (8000, False)])

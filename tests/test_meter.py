@@ -8,7 +8,7 @@ import pytest
 from ovsdp import odp
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_key as F
-from ovsdp.datapath import flow_netlink as FN
+from ovsdp.datapath import flow_netlink_put as FNP
 from ovsdp.datapath import key_layout as K
 from ovsdp.netlink import attr as A
 from ovsdp.netlink.attr import nla, nla_flag, nla_nest, nla_u32
@@ -102,7 +102,7 @@ def test_meter_action_in_a_flow_drops_over_the_rate(mdp, daemon):
     req(dpif, U.OVS_METER_CMD_SET, meter(7, band(1, 3)), ifindex)
     frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
     k = F.extract(frame, K.make(in_port=1))
-    dpif.flow_new("mtr", FN.put_key(k, k, False), odp.parse_actions("meter(7),2"))
+    dpif.flow_new("mtr", FNP.put_key(k, k, False), odp.parse_actions("meter(7),2"))
     daemon.call(lambda: [daemon.module.init_net.vports_by_name["mtr1"].inject(frame)
                          for _ in range(10)])
     sent = daemon.call(lambda: daemon.module.init_net.vports_by_name["mtr2"].fetch())
@@ -154,7 +154,7 @@ def test_dpctl_meter_commands(mdp, daemon):
     assert rc == 0, err
     frame = bytes(11) + b"\x01\x08\x06" + bytes(28)
     k = F.extract(frame, K.make(in_port=1))
-    dpif.flow_new("mtr", FN.put_key(k, k, False), odp.parse_actions("meter(7),2"))
+    dpif.flow_new("mtr", FNP.put_key(k, k, False), odp.parse_actions("meter(7),2"))
     daemon.call(lambda: [daemon.module.init_net.vports_by_name["mtr1"].inject(frame)
                          for _ in range(10)])
     rc, out, _ = _dpctl(daemon, "meter-stats", "meter=7")     # the only datapath

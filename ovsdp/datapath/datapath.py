@@ -14,7 +14,7 @@ import time
 
 from .. import uapi as U
 from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
-from . import flow_key, flow_netlink, flow_netlink_actions, offload
+from . import flow_key, flow_netlink_actions, flow_netlink_put, offload
 from . import key_layout as K
 from .actions import execute_actions
 from .flow_table import FlowTable
@@ -323,12 +323,12 @@ class Datapath:
         data = skb.data
         if len(data) > _MAX_UPCALL_PACKET:
             return errno.EFBIG
-        parts = [nla_nest(U.OVS_PACKET_ATTR_KEY, flow_netlink.put_key(key, key, False))]
+        parts = [nla_nest(U.OVS_PACKET_ATTR_KEY, flow_netlink_put.put_key(key, key, False))]
         if userdata is not None:
             parts.append(nla(U.OVS_PACKET_ATTR_USERDATA, userdata))
         if egress_tun_info is not None:
             parts.append(nla_nest(U.OVS_PACKET_ATTR_EGRESS_TUN_KEY,
-                                  flow_netlink.put_tunnel_info(egress_tun_info)))
+                                  flow_netlink_put.put_tunnel_info(egress_tun_info)))
         if actions:
             parts.append(nla_nest(U.OVS_PACKET_ATTR_ACTIONS,
                                   flow_netlink_actions.put_actions(actions)))

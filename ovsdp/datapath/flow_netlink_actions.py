@@ -57,8 +57,8 @@ from .flow_netlink import (
     _walk,
     eth_p_mpls,
     eth_type_vlan,
-    put_tunnel_info,
 )
+from .flow_netlink_put import put_tunnel_info
 from .skb import TunnelInfo
 
 GENEVE_CRIT_OPT_TYPE = 0x80

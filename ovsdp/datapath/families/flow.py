@@ -8,6 +8,7 @@ from ...netlink.attr import NetlinkError, nla, nla_nest, nla_u8, nla_u64
 from ...netlink.genl import Family, Op
 from .. import flow_netlink as FN
 from .. import flow_netlink_actions as FA
+from .. import flow_netlink_put as FNP
 from ..flow_table import Flow
 
 POLICY = {
@@ -41,11 +42,11 @@ def fill_info(family, flow, dp_ifindex, portid, seq, flags, cmd, ufid_flags):
         parts.append(nla(U.OVS_FLOW_ATTR_UFID, flow.ufid))
     else:
         parts.append(nla_nest(U.OVS_FLOW_ATTR_KEY,
-                              FN.put_key(flow.unmasked_key, flow.unmasked_key, False)))
+                              FNP.put_key(flow.unmasked_key, flow.unmasked_key, False)))
     if flow.ufid is not None and not ufid_flags & U.OVS_UFID_F_OMIT_KEY:
-        parts.append(nla_nest(U.OVS_FLOW_ATTR_KEY, FN.put_key(flow.key, flow.key, False)))
+        parts.append(nla_nest(U.OVS_FLOW_ATTR_KEY, FNP.put_key(flow.key, flow.key, False)))
     if not ufid_flags & U.OVS_UFID_F_OMIT_MASK:
-        parts.append(nla_nest(U.OVS_FLOW_ATTR_MASK, FN.put_key(flow.key, flow.mask_key, True)))
+        parts.append(nla_nest(U.OVS_FLOW_ATTR_MASK, FNP.put_key(flow.key, flow.mask_key, True)))
     if flow.used:
         parts.append(nla_u64(U.OVS_FLOW_ATTR_USED, flow.used))
     if flow.packets:
