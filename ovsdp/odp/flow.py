@@ -87,24 +87,25 @@ _ND_EXT = struct.Struct("!IB3x")         # nd_reserved, nd_options_type
 _GTPU = struct.Struct("=BB")             # flags, msgtype
 
 _NOCHECK = object()
-def _key_len(atype):
-    """ovs_flow_key_attr_lens[] through odp_key_attr_len(): a length, or _NOCHECK."""
-    if atype > OVS_KEY_ATTR_MAX:
+
+
+def _ovs_len(table, max_type, atype):
+    """odp_key_attr_len() over the table's ``ovs`` column: a length, or
+    _NOCHECK (variable, nested, past the table)."""
+    if atype > max_type:
         return _NOCHECK
-    n = ATTRS.KEY.ovs_length(atype)
+    n = table.ovs_length(atype)
     if n is None:
         return 0
     return _NOCHECK if n is ATTRS.VARIABLE or n is ATTRS.NESTED else n
+
+
+def _key_len(atype):
+    return _ovs_len(ATTRS.KEY, OVS_KEY_ATTR_MAX, atype)
 
 
 def _tun_len(atype):
-    """ovs_tun_key_attr_lens[]: the tunnel table's ``ovs`` column."""
-    if atype > OVS_TUNNEL_KEY_ATTR_MAX:
-        return _NOCHECK
-    n = ATTRS.TUNNEL_KEY.ovs_length(atype)
-    if n is None:
-        return 0
-    return _NOCHECK if n is ATTRS.VARIABLE or n is ATTRS.NESTED else n
+    return _ovs_len(ATTRS.TUNNEL_KEY, OVS_TUNNEL_KEY_ATTR_MAX, atype)
 
 
 def _attr_name(atype):
