@@ -249,6 +249,9 @@ def test_a_meter_limits_a_flood_to_its_rate(stack):
 def test_a_vswitchd_restart_keeps_the_datapath_and_its_flows(stack):
     stack.ofctl("del-flows", stack.br)
     stack.ofctl("add-flow", stack.br, "actions=NORMAL")
+    # the revalidators bring the datapath's flows to the new table a moment
+    # after the ofctl returns (on the kernel too): wait for it, then count
+    assert stack.wait_ping(1, "10.77.0.2")
     assert stack.ping(1, "10.77.0.2") == (3, 3)
     old = stack.pids()["ovs-vswitchd"]
     stack.appctl("-t", "ovs-vswitchd", "exit")

@@ -1,9 +1,11 @@
 """A datapath: ports, flow table, statistics and the packet path (datapath.c).
 
-``Datapath.receive`` is ovs_vport_receive + ovs_dp_process_packet: extract
-the key, look the flow up, run its actions or send a MISS upcall.  It is the
-hot path of ovsdp and is written for speed: flows whose actions are only
-outputs skip the Skb and the action interpreter altogether.
+``Datapath.receive_batch`` is ovs_vport_receive + ovs_dp_process_packet for
+each received frame: extract the key, look the flow up, run its actions or
+send a MISS upcall.  It is the hot path of ovsdp, written once (a single
+frame is a batch of one) and for speed: flows whose actions are only
+outputs skip the Skb and the action interpreter altogether.  ``process`` is
+the same step for a packet already in an Skb (recirculation, layer 3).
 """
 
 import collections
@@ -25,9 +27,18 @@ log = logging.getLogger(__name__)
 _S_TCP_FLAGS = K.S_TCP_FLAGS
 _NR_CPUS = os.cpu_count() or 1
 _monotonic_ns = time.monotonic_ns
+_extract = flow_key.extract
 
 # Packet sizes (nla_attr_size(len) must fit a u16 netlink attribute length)
 _MAX_UPCALL_PACKET = 0xFFFF - 4
+
+
+def _used(flow, packets, nbytes, tcp_flags, now):
+    """ovs_flow_stats_update(): the one place a flow's statistics change."""
+    flow.packets += packets
+    flow.bytes += nbytes
+    flow.used = now
+    flow.tcp_flags |= tcp_flags
 
 
 class Datapath:
@@ -92,13 +103,10 @@ class Datapath:
         The vport's I/O side has counted it in the port's statistics.
         ``vnet`` is its virtio_net_hdr when it has offloads pending; ``meta``
         the key metadata when it is more than the port's (tunnel metadata of
-        a decapsulated frame).
+        a decapsulated frame).  One frame is a batch of one: there is one
+        packet path.
         """
-        key = flow_key.extract(data, vport.key_meta if meta is None else meta)
-        try:
-            self.process(data, key, vport, None, None, vnet)
-        except Exception:  # noqa: BLE001 - one frame's bug must not take the port down
-            self._internal_error(vport)
+        self.receive_batch((data,), vport, None if vnet is None else (vnet,), meta)
 
     def receive_l3(self, data, vport, eth_type, meta=None):
         """A packet without Ethernet header arrived on ``vport`` (a layer 3
@@ -109,77 +117,98 @@ class Datapath:
         except Exception:  # noqa: BLE001 - one packet's bug must not take the port down
             self._internal_error(vport)
 
-    def receive_batch(self, frames, vport, vnets=None):
-        """Many frames from one port; the same path as :meth:`receive`, amortized.
+    def receive_batch(self, frames, vport, vnets=None, meta=None):
+        """ovs_vport_receive + ovs_dp_process_packet for each of ``frames``.
 
         ``vnets``, when given, holds each frame's virtio_net_hdr or None.
-        Consecutive frames of the same flow (the common case) update the
-        flow's statistics once per run, and plain frames bound for a port
-        are handed to it together at the end (in order).
+        Per frame: extract the key; the exact-match cache, else the megaflow
+        table; a MISS upcall, or the flow's statistics and actions.  A flow
+        whose actions are only outputs skips the Skb and the interpreter:
+        its frames are gathered on their ports and handed over together at
+        the end (in order), and consecutive frames of one flow (the common
+        case) update its statistics once per run.
         """
-        extract = flow_key.extract
+        extract = _extract
         emc = self.table.emc
         now = _monotonic_ns() // 1_000_000
-        meta = vport.key_meta
+        if meta is None:
+            meta = vport.key_meta
         ports = self.ports
-        hits = 0
+        hits = emc_hits = 0
         last = None                 # the flow of the current run, and its counts
         run_pkts = run_bytes = run_flags = 0
-        outv = None
         touched = []                # ports with frames in their .batch
+        gather = len(frames) > 1    # a frame alone goes straight out
+        vnet = None
         i = -1
         for data in frames:
             i += 1
-            vnet = vnets[i] if vnets is not None else None
-            key = extract(data, meta)
-            flow = emc.get(key)
-            if flow is not last or flow is None:
-                if last is not None:
-                    last.packets += run_pkts
-                    last.bytes += run_bytes
-                    last.used = now
-                    last.tcp_flags |= run_flags
-                    last = None
-                if flow is None or flow.outputs is None:
-                    self._flush_batches(touched)
-                    try:
-                        self.process(data, key, vport, None, now, vnet)
-                    except Exception:  # noqa: BLE001 - the rest of the batch goes on
-                        self._internal_error(vport)
-                    continue
-                last = flow
-                run_pkts = run_bytes = run_flags = 0
-                outv = flow.out_vports
-                if flow.out_ports_gen != self.ports_gen:
-                    outv = flow.out_vports = tuple(ports.get(p) for p in flow.outputs)
-                    flow.out_ports_gen = self.ports_gen
-            hits += 1
-            run_pkts += 1
-            run_bytes += len(data)
-            run_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
-            for v in outv:
-                if v is None:
-                    self.drop_reasons["no_port"] += 1
-                elif vnet is None:
-                    b = v.batch
-                    if not b:
-                        touched.append(v)
-                    b.append(data)
+            try:
+                if vnets is not None:
+                    vnet = vnets[i]
+                key = extract(data, meta)
+                flow = emc.get(key)
+                if flow is None:
+                    h = flow_key.packet_hash(key)
+                    flow = self._classify(key, h)
+                    if flow is None:
+                        self._flush_batches(touched)
+                        self._miss_frame(data, key, vport, vnet, h)
+                        continue
                 else:
-                    if v.batch:
-                        v.output_batch(v.batch)
-                        v.batch = []
-                    v.output(data, vnet)
+                    emc_hits += 1
+                hits += 1
+                if flow is not last:
+                    if last is not None:
+                        _used(last, run_pkts, run_bytes, run_flags, now)
+                    last = flow
+                    run_pkts = run_bytes = run_flags = 0
+                    if flow.outputs is None:
+                        outv = None
+                    else:
+                        outv = flow.out_vports
+                        if flow.out_ports_gen != self.ports_gen:
+                            outv = flow.out_vports = tuple(ports.get(p) for p in flow.outputs)
+                            flow.out_ports_gen = self.ports_gen
+                run_pkts += 1
+                run_bytes += len(data)
+                run_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
+                if outv is None:
+                    self._flush_batches(touched)
+                    self._execute(flow, data, key, vport, vnet)
+                    continue
+                for v in outv:
+                    if v is None:
+                        self.drop_reasons["no_port"] += 1
+                    elif vnet is None and gather:
+                        b = v.batch
+                        if not b:
+                            touched.append(v)
+                        b.append(data)
+                    else:
+                        if v.batch:
+                            v.output_batch(v.batch)
+                            v.batch = []
+                        v.output(data, vnet)
+            except Exception:  # noqa: BLE001 - one frame's bug must not take the port down
+                self._internal_error(vport)
         if last is not None:
-            last.packets += run_pkts
+            last.packets += run_pkts         # _used(), inline: once per batch
             last.bytes += run_bytes
             last.used = now
             last.tcp_flags |= run_flags
-        self._flush_batches(touched)
+        for v in touched:                    # _flush_batches(), inline
+            b = v.batch
+            if b:
+                v.batch = []
+                if len(b) == 1:
+                    v.output(b[0])
+                else:
+                    v.output_batch(b)
         self.n_hit += hits
-        self.n_mask_hit += hits
+        self.n_mask_hit += emc_hits
         if self.table.cache_size:
-            self.n_cache_hit += hits
+            self.n_cache_hit += emc_hits
 
     def _internal_error(self, vport):
         """A frame hit a bug of ours: it is dropped and counted, the rest goes on."""
@@ -198,62 +227,68 @@ class Datapath:
                 v.output_batch(b)
         touched.clear()
 
-    def process(self, data, key, vport, skb, now=None, vnet=None):
-        """ovs_dp_process_packet(): look up ``key`` and act, or send a MISS upcall.
-
-        ``skb`` is None on the receive path (built only if needed).  A frame
-        with offloads pending (``vnet``) keeps them only on the way out of a
-        port; an upcall or actions other than outputs see it checksummed and
-        segmented, as the kernel's upcall path and GSO segmentation do.
-        """
+    def _classify(self, key, h):
+        """The megaflow table behind the exact-match cache (ovs_flow_tbl_lookup_stats)."""
         table = self.table
-        flow = table.emc.get(key)
+        flow, mask_hit, cache_hit = table.lookup_stats(key, h)
+        self.n_mask_hit += mask_hit
+        self.n_cache_hit += cache_hit
         if flow is not None:
-            self.n_mask_hit += 1
-            if table.cache_size:
-                self.n_cache_hit += 1
-        else:
-            h = flow_key.packet_hash(key) if skb is None or not skb.hash else skb.hash
-            flow, mask_hit, cache_hit = table.lookup_stats(key, h)
-            self.n_mask_hit += mask_hit
-            self.n_cache_hit += cache_hit
-            if flow is None:
-                self.n_missed += 1
-                for frame in self._resolve(data, vnet, vport):
-                    s = Skb(frame, vport) if skb is None else skb
-                    if not s.hash:
-                        s.hash = h
-                        s.sw_hash = True
-                        s.l4_hash = flow_key.has_l4(key)
-                    self.miss(s, key)
-                return
             table.emc_insert(key, flow)
-        self.n_hit += 1
-        flow.packets += 1
-        flow.bytes += len(data)
-        flow.used = now if now is not None else _monotonic_ns() // 1_000_000
-        flow.tcp_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
-        outs = flow.outputs
-        if outs is not None and skb is None:
-            ports = self.ports
-            for p in outs:
-                v = ports.get(p)
-                if v is not None:
-                    v.output(data, vnet)
-                else:
-                    self.drop_reasons["no_port"] += 1
-            return
-        if skb is not None:
-            execute_actions(self, skb, key, flow.acts)
-            return
-        h = flow_key.packet_hash(key)       # the skb hash the lookup would have set
+        return flow
+
+    def _miss_frame(self, data, key, vport, vnet, h):
+        """No flow for a received frame: a MISS upcall of it."""
+        self.n_missed += 1
+        for s in self._skbs(data, vnet, vport, key, h):
+            self.miss(s, key)
+
+    def _execute(self, flow, data, key, vport, vnet):
+        """A received frame through ``flow``'s actions.
+
+        A frame with offloads pending keeps them only on the way out of a
+        port (the outputs-only path); an upcall or actions other than
+        outputs see it checksummed and segmented, as the kernel's upcall
+        path and GSO segmentation do.
+        """
+        for s in self._skbs(data, vnet, vport, key, flow_key.packet_hash(key)):
+            execute_actions(self, s, key, flow.acts)
+
+    def _skbs(self, data, vnet, vport, key, h):
+        """The received frame in Skbs of its own, its offloads done in
+        software, with the skb hash the lookup set (``h``)."""
         l4 = flow_key.has_l4(key)
         for frame in self._resolve(data, vnet, vport):
             s = Skb(frame, vport)
             s.hash = h
             s.sw_hash = True
             s.l4_hash = l4
-            execute_actions(self, s, key, flow.acts)
+            yield s
+
+    def process(self, data, key, vport, skb):
+        """ovs_dp_process_packet() for a packet already in an Skb (a layer 3
+        packet, a recirculation): look ``key`` up and act, or send a MISS
+        upcall."""
+        flow = self.table.emc.get(key)
+        if flow is not None:
+            self.n_mask_hit += 1
+            if self.table.cache_size:
+                self.n_cache_hit += 1
+        else:
+            h = skb.hash or flow_key.packet_hash(key)
+            flow = self._classify(key, h)
+            if flow is None:
+                self.n_missed += 1
+                if not skb.hash:
+                    skb.hash = h
+                    skb.sw_hash = True
+                    skb.l4_hash = flow_key.has_l4(key)
+                self.miss(skb, key)
+                return
+        self.n_hit += 1
+        _used(flow, 1, len(data), (key >> _S_TCP_FLAGS) & 0xFFF,
+              _monotonic_ns() // 1_000_000)
+        execute_actions(self, skb, key, flow.acts)
 
     def _resolve(self, data, vnet, vport):
         """The frame with its pending offloads done in software."""
