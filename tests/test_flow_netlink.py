@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath import flow_netlink_actions as FA
+from ovsdp.datapath import flow_netlink_match as FM
 from ovsdp.datapath import flow_netlink_put as FNP
 from ovsdp.datapath import key_layout as K
 from ovsdp.datapath.skb import TunnelInfo
@@ -904,7 +905,7 @@ class TestRoundTrip:
         # the emitted mask of a non-tunnel key carries TUNNEL{TTL=0}: parsed
         # back, the tunnel protocol becomes exact (a kernel property too)
         extra = K.ones("tun_proto") if not f(k, "tun_proto") else 0
-        assert m2 == m | extra or m2 & ~FN._TUN_KEY_MASK == (m | extra) & ~FN._TUN_KEY_MASK
+        assert m2 == m | extra or m2 & ~FM._TUN_KEY_MASK == (m | extra) & ~FM._TUN_KEY_MASK
         # and from then on it is a fixed point, bytes included
         k3, m3 = FN.get_match(FNP.put_key(k2, k2, False), FNP.put_key(k2, m2, True))
         assert (k3, m3) == (k2, m2)
@@ -1360,7 +1361,7 @@ class TestSet:
         assert f(k, "tun_id") == 0x42 and f(k, "tun_ipv4_dst") == ip("192.168.0.2")
         assert f(k, "tun_ttl") == 64 and f(k, "tun_proto") == 2 and f(k, "tun_opts_len") == 8
         assert f(k, "tun_flags") == K.TUN_F_KEY | K.TUN_F_GENEVE_OPT | FN.TUN_F_CRIT_OPT
-        assert k & ~FN._ALL_TUN_MASK == 0
+        assert k & ~FM._ALL_TUN_MASK == 0
         # ovs_nla_put_tunnel_info() of it
         assert FNP.put_tunnel_info(info) == b"".join([
             be64(0, 0x42), be32(1, ip("192.168.0.1")), be32(2, ip("192.168.0.2")), u8(4, 64),

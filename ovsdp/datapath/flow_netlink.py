@@ -12,7 +12,10 @@ the action half is :mod:`.flow_netlink_actions`):
 - the way out, ``put_key`` (``__ovs_nla_put_key()``) and
   ``put_tunnel_info``, is :mod:`.flow_netlink_put`;
 - :func:`get_ufid` / :func:`get_ufid_flags` are ``ovs_nla_get_ufid()`` and
-  ``ovs_nla_get_ufid_flags()``.
+  ``ovs_nla_get_ufid_flags()``;
+- tunnel keys (``ip_tun_from_nlattr()`` and the option parsers) are
+  :mod:`.flow_netlink_tunnel`, and what all these parsers share
+  (sw_flow_match, the attribute walk, constants) :mod:`.flow_netlink_match`.
 
 The C code works on ``struct sw_flow_key``; here the same steps write the
 named fields of the key int.  Where C truncates a value into a narrower field
@@ -60,159 +63,54 @@ Deliberate differences from the kernel:
 """
 
 import errno
-import logging
-import struct
 
 from .. import uapi as U
-from ..netlink.attr import (
-    NetlinkError,
-    align,
-)
-from ..uapi import attrs as ATTRS
+from ..netlink.attr import NetlinkError, align
 from . import key_layout as K
+from .flow_netlink_match import (
+    _ARP,
+    _BE16,
+    _BE32,
+    _CT4,
+    _CT6,
+    _IPV4,
+    _IPV6,
+    _KEY,
+    _ND,
+    _NESTED,
+    _NLA,
+    _TP,
+    _TUN_KEY_MASK,
+    _TYPE_MASK,
+    _U16,
+    _U32,
+    _VARIABLE,
+    CT_SUPPORTED_MASK,
+    ETH_P_802_3_MIN,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_SCTP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    MPLS_LABEL_DEPTH,
+    NDISC_NEIGHBOUR_ADVERTISEMENT,
+    NDISC_NEIGHBOUR_SOLICITATION,
+    OVS_KEY_ATTR_MAX,
+    Match,
+    _bit,
+    _err,
+    _get,
+    _walk,
+    eth_p_mpls,
+    eth_type_vlan,
+    log_,
+)
+from .flow_netlink_tunnel import ip_tun_from_nlattr
 
-log_ = logging.getLogger(__name__)
-
-# --------------------------------------------------------------- constants
-_NLA = struct.Struct("=HH")
-_TYPE_MASK = U.NLA_TYPE_MASK
-_BE16 = struct.Struct("!H")
-_BE32 = struct.Struct("!I")
-_BE64 = struct.Struct("!Q")
-_U16 = struct.Struct("=H")
-_U32 = struct.Struct("=I")
-
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
-IPPROTO_SCTP = 132
-NDISC_NEIGHBOUR_SOLICITATION = 135
-NDISC_NEIGHBOUR_ADVERTISEMENT = 136
-AF_INET = 2
-AF_INET6 = 10
-ETH_P_802_3_MIN = 0x0600
-ETH_HLEN = 14
-ETH_ALEN = 6
-MPLS_LABEL_DEPTH = 3
-IP_TUNNEL_OPTS_MAX = 255            # sizeof(sw_flow_key.tun_opts)
-ERSPAN_METADATA_LEN = 12            # sizeof(struct erspan_metadata)
-CT_SUPPORTED_MASK = 0xFF            # OVS_CS_F_NEW .. OVS_CS_F_DST_NAT
-OVS_VXLAN_EXT_MAX = U.OVS_VXLAN_EXT_GBP
-OVS_TUNNEL_KEY_ATTR_MAX = U.OVS_TUNNEL_KEY_ATTR_MAX
-OVS_KEY_ATTR_MAX = U.OVS_KEY_ATTR_MAX
-
-# Kernel tunnel flag with no key-field meaning: set in a set(tunnel()) action's
-# TunnelInfo when a Geneve option has the critical bit (validate_geneve_opts);
-# the Geneve sender copies it into the header's C bit.  Bit 7 of tun_flags is
-# unused by key_layout's TUN_F_* bits.
-TUN_F_CRIT_OPT = 1 << 7
-_TUN_OPT_FLAGS = K.TUN_F_GENEVE_OPT | K.TUN_F_VXLAN_OPT | K.TUN_F_ERSPAN_OPT
-
-# Key struct layouts (uapi)
-_IPV4 = U.OVS_KEY_IPV4
-_IPV6 = U.OVS_KEY_IPV6
-_TP = U.OVS_KEY_TCP
-_ARP = U.OVS_KEY_ARP
-_ND = U.OVS_KEY_ND
-_CT4 = U.OVS_KEY_CT_TUPLE_IPV4
-_CT6 = U.OVS_KEY_CT_TUPLE_IPV6
-
-# ovs_key_lens[] and the tables its rows' .next point to (uapi/attrs.py)
-_VARIABLE = ATTRS.VARIABLE
-_NESTED = ATTRS.NESTED
-_KEY = ATTRS.KEY
-_TUNNEL_KEY = ATTRS.TUNNEL_KEY
-_VXLAN_EXT = ATTRS.VXLAN_EXT
-
-# The fields of struct ip_tunnel_key (SW_FLOW_KEY_MEMSET_FIELD(tun_key)).
-_TUN_KEY_FIELDS = ("tun_id", "tun_ipv4_src", "tun_ipv4_dst", "tun_ipv6_src", "tun_ipv6_dst",
-                   "tun_tos", "tun_ttl", "tun_tp_src", "tun_tp_dst", "tun_flags")
-_TUN_KEY_MASK = 0
-for _f in _TUN_KEY_FIELDS:
-    _TUN_KEY_MASK |= K.ones(_f)
-_ALL_TUN_MASK = _TUN_KEY_MASK | K.ones("tun_proto") | K.ones("tun_opts_len") | K.ones("tun_opts")
-del _f
-
-_FIELD = K.FIELDS
-
-
-def _get(key, name):
-    s, w = _FIELD[name]
-    return (key >> s) & ((1 << w) - 1)
-
-
-def _bit(t):
-    return 1 << t
-
-
-def _err(log, msg, err=errno.EINVAL):
-    if log:
-        log_.info("%s", msg)
-    return NetlinkError(err, msg)
-
-
-def eth_p_mpls(eth_type):
-    return eth_type in (K.ETH_P_MPLS_UC, K.ETH_P_MPLS_MC)
-
-
-def eth_type_vlan(eth_type):
-    return eth_type in (K.ETH_P_8021Q, K.ETH_P_8021AD)
-
-
-def _popcount(v):
-    return bin(v).count("1")
-
-
-# --------------------------------------------------------------- the match
-class _Match:
-    """struct sw_flow_match: the key being built and (optionally) its mask."""
-
-    __slots__ = ("key", "mask")
-
-    def __init__(self, want_mask=True):
-        self.key = 0
-        self.mask = 0 if want_mask else None
-
-    def put(self, name, value, is_mask):
-        """SW_FLOW_KEY_PUT: the value truncated to the field like a C store."""
-        s, w = _FIELD[name]
-        fm = (1 << w) - 1
-        if is_mask:
-            self.mask = (self.mask & ~(fm << s)) | ((value & fm) << s)
-        else:
-            self.key = (self.key & ~(fm << s)) | ((value & fm) << s)
-
-    def kget(self, name):
-        return _get(self.key, name)
-
-    def mget(self, name):
-        return _get(self.mask, name)
+TUN_F_CRIT_OPT = K.TUN_F_CRIT_OPT       # the kernel's IP_TUNNEL_CRIT_OPT (key_layout)
 
 
 # ------------------------------------------------------- attribute parsing
-def _walk(buf):
-    """nla_for_each_attr(): ``([(raw_type, payload, nla_len, rem_before)], rem)``.
-
-    ``rem`` is the kernel's value after the loop: the bytes left over, negative
-    when the last attribute's padding is missing (nla_next() subtracts the
-    aligned length).  ``rem_before`` is what nla_is_last() compares with.
-    """
-    n = len(buf)
-    off = 0
-    rem = n
-    out = []
-    while rem >= 4:
-        alen, raw = _NLA.unpack_from(buf, off)
-        if alen < 4 or alen > rem:
-            break
-        out.append((raw, bytes(buf[off + 4:off + alen]), alen, rem))
-        step = align(alen)
-        off += step
-        rem -= step
-    return out, rem
-
-
 def _parse_flow_nlattrs(buf, a, attrs, log, nz):
     """__parse_flow_nlattrs(): fills a[] and returns the updated attrs bitmap."""
     items, rem = _walk(buf)
@@ -233,150 +131,6 @@ def _parse_flow_nlattrs(buf, a, attrs, log, nz):
     if rem:
         raise _err(log, f"Message has {rem} unknown bytes.")
     return attrs
-
-
-# ----------------------------------------------------------------- tunnels
-def _genev_tun_opt(payload, m, is_mask, log):
-    n = len(payload)
-    if n > IP_TUNNEL_OPTS_MAX:
-        raise _err(log, f"Geneve option length err (len {n}, max {IP_TUNNEL_OPTS_MAX}).")
-    if n % 4:
-        raise _err(log, f"Geneve opt len {n} is not a multiple of 4.")
-    if not is_mask:
-        m.put("tun_opts_len", n, False)
-    else:
-        if m.kget("tun_opts_len") != n:
-            raise _err(log, f"Geneve option len {m.kget('tun_opts_len')} != mask len {n}")
-        m.put("tun_opts_len", 0xFF, True)
-    m.put("tun_opts", int.from_bytes(payload, "big"), is_mask)
-
-
-def _vxlan_tun_opt(payload, m, is_mask, log):
-    gbp = 0
-    items, rem = _walk(payload)
-    for raw, p, _alen, _rem in items:
-        t = raw & _TYPE_MASK
-        if t > OVS_VXLAN_EXT_MAX:
-            raise _err(log, f"VXLAN extension {t} out of range max {OVS_VXLAN_EXT_MAX}")
-        expected = _VXLAN_EXT.length(t)
-        if len(p) != expected:
-            raise _err(log, f"VXLAN extension {t} has unexpected len {len(p)} "
-                            f"expected {expected}")
-        if t == U.OVS_VXLAN_EXT_GBP:
-            gbp = _U32.unpack(p)[0]
-        else:
-            raise _err(log, f"Unknown VXLAN extension attribute {t}")
-    if rem:
-        raise _err(log, f"VXLAN extension message has {rem} unknown bytes.")
-    m.put("tun_opts_len", 0xFF if is_mask else 4, is_mask)
-    # struct vxlan_metadata { u32 gbp; } in host order
-    m.put("tun_opts", int.from_bytes(_U32.pack(gbp), "big"), is_mask)
-
-
-def _erspan_tun_opt(payload, m, is_mask, log):
-    n = len(payload)
-    if n > IP_TUNNEL_OPTS_MAX:
-        raise _err(log, f"ERSPAN option length err (len {n}, max {IP_TUNNEL_OPTS_MAX}).")
-    m.put("tun_opts_len", 0xFF if is_mask else ERSPAN_METADATA_LEN, is_mask)
-    m.put("tun_opts", int.from_bytes(payload, "big"), is_mask)
-
-
-def _ip_tun_from_nlattr(payload, m, is_mask, log):
-    """ip_tun_from_nlattr(): returns the options attribute type (0 if none)."""
-    ttl = ipv4 = ipv6 = False
-    info_bridge = False
-    flags = 0
-    opts_type = 0
-    items, rem = _walk(payload)
-    for raw, p, _alen, _rem in items:
-        t = raw & _TYPE_MASK
-        if t > OVS_TUNNEL_KEY_ATTR_MAX:
-            raise _err(log, f"Tunnel attr {t} out of range max {OVS_TUNNEL_KEY_ATTR_MAX}")
-        expected = _TUNNEL_KEY.length(t)
-        if expected not in (_NESTED, _VARIABLE) and len(p) != expected:
-            raise _err(log, f"Tunnel attr {t} has unexpected len {len(p)} expected {expected}")
-        if t == U.OVS_TUNNEL_KEY_ATTR_ID:
-            m.put("tun_id", _BE64.unpack(p)[0], is_mask)
-            flags |= K.TUN_F_KEY
-        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV4_SRC:
-            m.put("tun_ipv4_src", _BE32.unpack(p)[0], is_mask)
-            ipv4 = True
-        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV4_DST:
-            m.put("tun_ipv4_dst", _BE32.unpack(p)[0], is_mask)
-            ipv4 = True
-        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV6_SRC:
-            m.put("tun_ipv6_src", int.from_bytes(p, "big"), is_mask)
-            ipv6 = True
-        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV6_DST:
-            m.put("tun_ipv6_dst", int.from_bytes(p, "big"), is_mask)
-            ipv6 = True
-        elif t == U.OVS_TUNNEL_KEY_ATTR_TOS:
-            m.put("tun_tos", p[0], is_mask)
-        elif t == U.OVS_TUNNEL_KEY_ATTR_TTL:
-            m.put("tun_ttl", p[0], is_mask)
-            ttl = True
-        elif t == U.OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT:
-            flags |= K.TUN_F_DONT_FRAGMENT
-        elif t == U.OVS_TUNNEL_KEY_ATTR_CSUM:
-            flags |= K.TUN_F_CSUM
-        elif t == U.OVS_TUNNEL_KEY_ATTR_TP_SRC:
-            m.put("tun_tp_src", _BE16.unpack(p)[0], is_mask)
-        elif t == U.OVS_TUNNEL_KEY_ATTR_TP_DST:
-            m.put("tun_tp_dst", _BE16.unpack(p)[0], is_mask)
-        elif t == U.OVS_TUNNEL_KEY_ATTR_OAM:
-            flags |= K.TUN_F_OAM
-        elif t == U.OVS_TUNNEL_KEY_ATTR_GENEVE_OPTS:
-            if opts_type:
-                raise _err(log, "Multiple metadata blocks provided")
-            _genev_tun_opt(p, m, is_mask, log)
-            flags |= K.TUN_F_GENEVE_OPT
-            opts_type = t
-        elif t == U.OVS_TUNNEL_KEY_ATTR_VXLAN_OPTS:
-            if opts_type:
-                raise _err(log, "Multiple metadata blocks provided")
-            _vxlan_tun_opt(p, m, is_mask, log)
-            flags |= K.TUN_F_VXLAN_OPT
-            opts_type = t
-        elif t == U.OVS_TUNNEL_KEY_ATTR_PAD:
-            pass
-        elif t == U.OVS_TUNNEL_KEY_ATTR_ERSPAN_OPTS:
-            if opts_type:
-                raise _err(log, "Multiple metadata blocks provided")
-            _erspan_tun_opt(p, m, is_mask, log)
-            flags |= K.TUN_F_ERSPAN_OPT
-            opts_type = t
-        elif t == U.OVS_TUNNEL_KEY_ATTR_IPV4_INFO_BRIDGE:
-            info_bridge = True
-            ipv4 = True
-        else:  # pragma: no cover - every type 0..MAX is handled above
-            raise _err(log, f"Unknown IP tunnel attribute {t}")
-
-    m.put("tun_flags", flags, is_mask)
-    if is_mask:
-        m.put("tun_proto", 0xFF, True)
-    else:
-        m.put("tun_proto", AF_INET6 if ipv6 else AF_INET, False)
-
-    if rem > 0:
-        raise _err(log, f"IP tunnel attribute has {rem} unknown bytes.")
-    if ipv4 and ipv6:
-        raise _err(log, "Mixed IPv4 and IPv6 tunnel attributes")
-    if not is_mask:
-        if not ipv4 and not ipv6:
-            raise _err(log, "IP tunnel dst address not specified")
-        if ipv4:
-            if info_bridge:
-                if (m.kget("tun_ipv4_src") or m.kget("tun_ipv4_dst") or m.kget("tun_tp_src")
-                        or m.kget("tun_tp_dst") or m.kget("tun_ttl") or m.kget("tun_tos")
-                        or flags & ~K.TUN_F_KEY):
-                    raise _err(log, "IPv4 tun info is not correct")
-            elif not m.kget("tun_ipv4_dst"):
-                raise _err(log, "IPv4 tunnel dst address is zero")
-        if ipv6 and not m.kget("tun_ipv6_dst"):
-            raise _err(log, "IPv6 tunnel dst address is zero")
-        if not ttl and not info_bridge:
-            raise _err(log, "IP tunnel TTL not specified.")
-    return opts_type
 
 
 # -------------------------------------------------------------------- VLAN
@@ -490,7 +244,7 @@ def _metadata_from_nlattrs(m, attrs, a, is_mask, log):
         attrs &= ~_bit(U.OVS_KEY_ATTR_SKB_MARK)
     if attrs & _bit(U.OVS_KEY_ATTR_TUNNEL):
         try:
-            _ip_tun_from_nlattr(a[U.OVS_KEY_ATTR_TUNNEL], m, is_mask, log)
+            ip_tun_from_nlattr(a[U.OVS_KEY_ATTR_TUNNEL], m, is_mask, log)
         except NetlinkError as e:
             raise NetlinkError(errno.EINVAL, e.msg) from None
         attrs &= ~_bit(U.OVS_KEY_ATTR_TUNNEL)
@@ -753,7 +507,7 @@ def _match_validate(m, key_attrs, mask_attrs, log):
 
 # --------------------------------------------------------------- the API
 def _get_match(key_attrs, mask_attrs, log, want_mask):
-    m = _Match(want_mask)
+    m = Match(want_mask)
     a = {}
     k_attrs = _parse_flow_nlattrs(key_attrs, a, 0, log, False)
     k_attrs = _parse_vlan(m, k_attrs, a, False, log)
@@ -815,7 +569,7 @@ def get_flow_metadata(key_attrs, log=True):
     """
     a = {}
     attrs = _parse_flow_nlattrs(key_attrs, a, 0, log, False)
-    m = _Match(False)
+    m = Match(False)
     m.put("in_port", K.DP_MAX_PORTS, False)
     _metadata_from_nlattrs(m, attrs, a, False, log)
     seen = {t for t in range(OVS_KEY_ATTR_MAX + 1) if attrs & _bit(t)}

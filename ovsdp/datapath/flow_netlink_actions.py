@@ -29,7 +29,7 @@ from ..netlink.attr import (
 from ..uapi import attrs as ATTRS
 from . import conntrack
 from . import key_layout as K
-from .flow_netlink import (
+from .flow_netlink_match import (
     _ALL_TUN_MASK,
     _BE16,
     _BE32,
@@ -49,16 +49,16 @@ from .flow_netlink import (
     IPPROTO_UDP,
     OVS_KEY_ATTR_MAX,
     TUN_F_CRIT_OPT,
+    Match,
     _err,
     _get,
-    _ip_tun_from_nlattr,
-    _Match,
     _popcount,
     _walk,
     eth_p_mpls,
     eth_type_vlan,
 )
 from .flow_netlink_put import put_tunnel_info
+from .flow_netlink_tunnel import ip_tun_from_nlattr
 from .skb import TunnelInfo
 
 GENEVE_CRIT_OPT_TYPE = 0x80
@@ -238,8 +238,8 @@ def _validate_geneve_opts(opts, log):
 
 def _validate_and_copy_set_tun(payload, log):
     """validate_and_copy_set_tun(): the set(tunnel(...)) TunnelInfo."""
-    m = _Match(False)
-    opts_type = _ip_tun_from_nlattr(payload, m, False, log)
+    m = Match(False)
+    opts_type = ip_tun_from_nlattr(payload, m, False, log)
     key = m.key & _ALL_TUN_MASK
     opts_len = _get(key, "tun_opts_len")
     if opts_len:

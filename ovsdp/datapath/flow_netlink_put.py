@@ -17,7 +17,7 @@ from ..netlink.attr import (
     nla_u32,
 )
 from . import key_layout as K
-from .flow_netlink import (
+from .flow_netlink_match import (
     _ARP,
     _BE32,
     _CT4,

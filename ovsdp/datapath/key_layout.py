@@ -130,6 +130,10 @@ TUN_F_KEY = 1 << 3
 TUN_F_GENEVE_OPT = 1 << 4
 TUN_F_VXLAN_OPT = 1 << 5
 TUN_F_ERSPAN_OPT = 1 << 6
+# Not a key bit: the kernel's IP_TUNNEL_CRIT_OPT, set only in a set(tunnel())
+# action's TunnelInfo when a Geneve option has the critical bit
+# (validate_geneve_opts); the Geneve sender copies it into the header's C bit.
+TUN_F_CRIT_OPT = 1 << 7
 
 VLAN_CFI_MASK = 0x1000
 ETH_P_802_2 = 0x0004

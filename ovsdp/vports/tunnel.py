@@ -36,7 +36,7 @@ packet without a key has neither), the outer addresses, TOS (traffic class)
 and TTL (hop limit), tun_proto, the UDP source and destination ports,
 TUN_F_DONT_FRAGMENT when an IPv4 outer header has DF (ip_tun_rx_dst()),
 TUN_F_CSUM when the UDP checksum is not zero, for Geneve TUN_F_OAM, the
-critical bit (flow_netlink's TUN_F_CRIT_OPT) and the options with
+critical bit (key_layout's TUN_F_CRIT_OPT) and the options with
 TUN_F_GENEVE_OPT, for VXLAN with the GBP extension and a G bit struct
 vxlan_metadata with TUN_F_VXLAN_OPT.  The port counts rx_packets and
 rx_bytes as the device does (the inner frame less its Ethernet header for
@@ -91,7 +91,6 @@ import time
 
 from .. import uapi as U
 from ..datapath import key_layout as K
-from ..datapath.flow_netlink import TUN_F_CRIT_OPT
 from ..datapath.offload import OffloadError, resolve
 from ..datapath.skb import TunnelInfo
 from ..datapath.vport import Vport, VportOps
@@ -121,7 +120,7 @@ F_OAM = K.TUN_F_OAM
 F_KEY = K.TUN_F_KEY
 F_GENEVE_OPT = K.TUN_F_GENEVE_OPT
 F_VXLAN_OPT = K.TUN_F_VXLAN_OPT
-F_CRIT_OPT = TUN_F_CRIT_OPT
+F_CRIT_OPT = K.TUN_F_CRIT_OPT
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 
 
