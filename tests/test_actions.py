@@ -27,6 +27,7 @@ from scapy.contrib.mpls import MPLS  # noqa: E402
 from ovsdp import uapi as U  # noqa: E402
 from ovsdp.datapath import actions as A  # noqa: E402
 from ovsdp.datapath import checksum as CS  # noqa: E402
+from ovsdp.datapath import flow_hash as FH  # noqa: E402
 from ovsdp.datapath import flow_key as F  # noqa: E402
 from ovsdp.datapath import key_layout as K  # noqa: E402
 from ovsdp.datapath.skb import Skb, TunnelInfo  # noqa: E402
@@ -770,21 +771,21 @@ def test_hash_l4_and_sym():
     key = key_of(frame)
     skb = Skb(frame)
     run(dp, frame, [(HASH, (U.OVS_HASH_ALG_L4, 0x1234)), (RECIRC, 1)], key=key, skb=skb)
-    h = F.packet_hash(key)
+    h = FH.packet_hash(key)
     assert skb.hash == h and skb.sw_hash and skb.l4_hash
-    assert K.get(recirc_key(dp), "dp_hash") == F.jhash_1word(h, 0x1234)
+    assert K.get(recirc_key(dp), "dp_hash") == FH.jhash_1word(h, 0x1234)
     # a hash already known is used as is
     skb = Skb(frame)
     skb.hash, skb.l4_hash = 0xCAFE, True
     run(dp, frame, [(HASH, (U.OVS_HASH_ALG_L4, 7)), (RECIRC, 1)], skb=skb)
-    assert K.get(recirc_key(dp), "dp_hash") == F.jhash_1word(0xCAFE, 7)
+    assert K.get(recirc_key(dp), "dp_hash") == FH.jhash_1word(0xCAFE, 7)
     run(dp, frame, [(HASH, (U.OVS_HASH_ALG_SYM_L4, 7)), (RECIRC, 1)])
-    assert K.get(recirc_key(dp), "dp_hash") == F.jhash_1word(F.symmetric_hash(key), 7)
+    assert K.get(recirc_key(dp), "dp_hash") == FH.jhash_1word(FH.symmetric_hash(key), 7)
 
 
 def test_hash_zero_becomes_one(monkeypatch):
     dp = FakeDP()
-    monkeypatch.setattr(F, "jhash_1word", lambda a, b: 0)
+    monkeypatch.setattr(FH, "jhash_1word", lambda a, b: 0)
     run(dp, tcp4(), [(HASH, (0, 0)), (RECIRC, 1)])
     assert K.get(recirc_key(dp), "dp_hash") == 1
 

@@ -35,6 +35,7 @@ from ovsdp.netlink.attr import NetlinkError
 from ovsdp.testbed import run
 from ovsdp.vports import encap as E
 from ovsdp.vports import tunnel as T
+from ovsdp.vports import tunnel_socket as TS
 from ovsdp.vports import vxlan as VX
 
 SFX = secrets.token_hex(2)
@@ -518,7 +519,7 @@ def test_vxlan_transmit(mem):
     assert (e1.family, e1.src, e1.dst, e1.tos, e1.ttl, e1.df, e1.proto) == (
         2, ip4("192.168.55.1"), ip4("192.168.55.2"), 0x2A, 33, True, 17)
     sport, dport, ln, check, rest = udp_parts(e1)
-    lo, hi = T.local_port_range()
+    lo, hi = TS.local_port_range()
     assert dport == 4789 and lo <= sport < hi and ln == len(e1.payload)
     assert sport == E.udp_src_port(E.flow_hash(f), lo, hi)
     assert check and E.inet_csum(E._pseudo(2, e1.src, e1.dst, ln, 17), e1.payload) == 0
@@ -627,7 +628,7 @@ def test_fill_metadata_dst_for_userspace_action(mem):
                    f"userspace(pid={pid},tunnel_out_port={gre})")
     u1, u2 = mem.upcall(), mem.upcall()
     assert u1.cmd == U.OVS_PACKET_CMD_ACTION
-    lo, hi = T.local_port_range()
+    lo, hi = TS.local_port_range()
     t1 = tun_summary(attrs(u1.egress_tun_key))
     assert t1 == {"tun_id": 0x2A, "src": "127.0.0.1", "dst": "127.0.0.1", "ttl": 64,
                   "tp_src": E.udp_src_port(E.flow_hash(f), lo, hi), "tp_dst": 4789}
@@ -920,7 +921,7 @@ def test_vxlan_with_linux_vxlan(net):
                                            f"ttl=7,flags(df|csum|key))),{vx}"))
     (pkt,) = got
     rest = _check_outer_udp(pkt, net.root_ip, net.ns_ip, port, 7, 0x41, True, True,
-                            T.local_port_range())
+                            TS.local_port_range())
     assert rest == bytes.fromhex("08000000 00002a00") + inner_frame(tos=0x01)
 
 

@@ -45,6 +45,7 @@ from typing import Protocol
 
 from .. import uapi as U
 from . import checksum as CS
+from . import flow_hash as FH
 from . import flow_key as FK
 from . import key_layout as K
 from .actions_headers import (
@@ -215,9 +216,9 @@ def _output_userspace(dp, skb, kx, us, acts):
 def _skb_get_hash(skb, kx):
     if not (skb.l4_hash or skb.sw_hash):
         k = current_key(skb, kx)
-        skb.hash = FK.packet_hash(k)
+        skb.hash = FH.packet_hash(k)
         skb.sw_hash = True
-        skb.l4_hash = FK.has_l4(k)
+        skb.l4_hash = FH.has_l4(k)
     return skb.hash
 
 
@@ -226,10 +227,10 @@ def _execute_hash(skb, kx, arg):
     if alg == U.OVS_HASH_ALG_L4:
         h = _skb_get_hash(skb, kx)
     elif alg == U.OVS_HASH_ALG_SYM_L4:
-        h = FK.symmetric_hash(current_key(skb, kx))
+        h = FH.symmetric_hash(current_key(skb, kx))
     else:
         h = 0
-    h = FK.jhash_1word(h, basis) or 1
+    h = FH.jhash_1word(h, basis) or 1
     kx.put(K.M_DP_HASH, K.S_DP_HASH, h)
 
 

@@ -16,7 +16,7 @@ import time
 
 from .. import uapi as U
 from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
-from . import flow_key, flow_netlink_actions, flow_netlink_put, offload
+from . import flow_hash, flow_key, flow_netlink_actions, flow_netlink_put, offload
 from . import key_layout as K
 from .actions import execute_actions
 from .flow_table import FlowTable
@@ -149,7 +149,7 @@ class Datapath:
                 key = extract(data, meta)
                 flow = emc.get(key)
                 if flow is None:
-                    h = flow_key.packet_hash(key)
+                    h = flow_hash.packet_hash(key)
                     flow = self._classify(key, h)
                     if flow is None:
                         self._flush_batches(touched)
@@ -251,13 +251,13 @@ class Datapath:
         outputs see it checksummed and segmented, as the kernel's upcall
         path and GSO segmentation do.
         """
-        for s in self._skbs(data, vnet, vport, key, flow_key.packet_hash(key)):
+        for s in self._skbs(data, vnet, vport, key, flow_hash.packet_hash(key)):
             execute_actions(self, s, key, flow.acts)
 
     def _skbs(self, data, vnet, vport, key, h):
         """The received frame in Skbs of its own, its offloads done in
         software, with the skb hash the lookup set (``h``)."""
-        l4 = flow_key.has_l4(key)
+        l4 = flow_hash.has_l4(key)
         for frame in self._resolve(data, vnet, vport):
             s = Skb(frame, vport)
             s.hash = h
@@ -275,14 +275,14 @@ class Datapath:
             if self.table.cache_size:
                 self.n_cache_hit += 1
         else:
-            h = skb.hash or flow_key.packet_hash(key)
+            h = skb.hash or flow_hash.packet_hash(key)
             flow = self._classify(key, h)
             if flow is None:
                 self.n_missed += 1
                 if not skb.hash:
                     skb.hash = h
                     skb.sw_hash = True
-                    skb.l4_hash = flow_key.has_l4(key)
+                    skb.l4_hash = flow_hash.has_l4(key)
                 self.miss(skb, key)
                 return
         self.n_hit += 1

@@ -14,7 +14,7 @@ would count it for a repeated flow (one mask hit, one cache hit).
 """
 
 from .. import uapi as U
-from .flow_key import jhash_1word as _jhash_1word
+from .flow_hash import jhash_1word as _jhash_1word
 from .key_layout import S_RECIRC_ID as _S_RECIRC
 
 MASK_ARRAY_SIZE_MIN = 16

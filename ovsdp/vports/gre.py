@@ -16,16 +16,14 @@ from .tunnel import (
     F_CSUM,
     F_DF,
     F_KEY,
-    RET_ALL,
     Encap,
     TunnelVport,
     TxError,
-    big_rcvbuf,
     check_ip_size,
     check_name,
-    raw_socket,
     vlan_inet_prepare,
 )
+from .tunnel_socket import RET_ALL, big_rcvbuf, raw_socket
 
 GRE_MTU = 65535 - 4 - 20 - 14        # gretap: IP_MAX_MTU - GRE - IPv4 - ETH
 

@@ -82,7 +82,6 @@ address of 0 unless the key gives one).
 """
 
 import collections
-import ctypes
 import errno
 import logging
 import socket
@@ -97,6 +96,15 @@ from ..datapath.vport import Vport, VportOps
 from ..netlink import attr as A
 from ..netlink.attr import NetlinkError, nla_flag, nla_nest, nla_u16
 from . import encap as E
+from .tunnel_socket import (
+    addr_int,
+    addr_text,
+    big_rcvbuf,
+    ipv6_available,
+    raw_socket,
+    udp_port_filter_v4,
+    udp_port_filter_v6,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +113,6 @@ IP_PKTINFO = 8
 IP_MTU_DISCOVER = 10
 IP_PMTUDISC_DONT = 0
 IP_PMTUDISC_DO = 2
-SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
-RCVBUF = 4 << 20                    # room for bursts between two turns of the loop
 READ_BATCH = 64
 ROUTE_CACHE_SECONDS = 1.0
 
@@ -122,91 +127,6 @@ F_GENEVE_OPT = K.TUN_F_GENEVE_OPT
 F_VXLAN_OPT = K.TUN_F_VXLAN_OPT
 F_CRIT_OPT = K.TUN_F_CRIT_OPT
 _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
-
-
-# ----------------------------------------------------------------- sockets
-def _bpf(*insns):
-    """SO_ATTACH_FILTER argument for classic BPF ``(code, jt, jf, k)`` tuples;
-    returns (sock_fprog bytes, the buffer that must outlive the call)."""
-    prog = b"".join(struct.pack("=HBBI", *i) for i in insns)
-    buf = ctypes.create_string_buffer(prog, len(prog))
-    return struct.pack("@HP", len(insns), ctypes.addressof(buf)), buf
-
-
-def _attach(sock, *insns):
-    fprog, buf = _bpf(*insns)
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-    del buf
-
-
-RET_ALL = (0x06, 0, 0, 0x40000)         # ret #262144: the whole packet
-_RET_NONE = (0x06, 0, 0, 0)              # ret #0: drop
-
-
-def _udp_port_filter_v4(port):
-    """Raw IPv4 socket (data from the IP header): UDP destination port == port."""
-    return ((0xB1, 0, 0, 0),             # ldxb 4*([0]&0xf)
-            (0x48, 0, 0, 2),             # ldh [x+2]
-            (0x15, 0, 1, port),          # jeq #port
-            RET_ALL, _RET_NONE)
-
-
-def _udp_port_filter_v6(port):
-    """Raw IPv6 socket (data from the transport header): dst port == port."""
-    return ((0x28, 0, 0, 2),             # ldh [2]
-            (0x15, 0, 1, port),
-            RET_ALL, _RET_NONE)
-
-
-def raw_socket(family, proto, recv_filter=None):
-    """A non-blocking raw socket; one only sending gets a drop-all filter
-    (raw sockets receive a copy of every packet of their protocol)."""
-    s = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
-                      proto)
-    try:
-        _attach(s, *(recv_filter or (_RET_NONE,)))
-    except OSError:
-        s.close()
-        raise
-    try:
-        while True:                     # what came before the filter
-            s.recv(65536)
-    except OSError:
-        pass
-    return s
-
-
-def big_rcvbuf(sock):
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
-    except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-
-
-def _addr(family, a):
-    return socket.inet_ntop(family, a.to_bytes(4 if family == E.AF_INET else 16, "big"))
-
-
-def _addr_int(family, s):
-    return int.from_bytes(socket.inet_pton(family, s), "big")
-
-
-def ipv6_available():
-    try:
-        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
-        return True
-    except OSError:
-        return False
-
-
-def local_port_range():
-    """net.ipv4.ip_local_port_range (inet_get_local_port_range())."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-        return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
 
 
 class TxError(Exception):
@@ -237,8 +157,8 @@ class Encap:
         self.csum = csum                    # UDP: the checksum is still to be computed
 
     def __repr__(self):
-        return (f"Encap(family={self.family}, src={_addr(self.family, self.src)}, "
-                f"dst={_addr(self.family, self.dst)}, tos={self.tos:#x}, ttl={self.ttl}, "
+        return (f"Encap(family={self.family}, src={addr_text(self.family, self.src)}, "
+                f"dst={addr_text(self.family, self.dst)}, tos={self.tos:#x}, ttl={self.ttl}, "
                 f"df={self.df}, proto={self.proto}, {len(self.payload)} bytes)")
 
 
@@ -355,7 +275,7 @@ class TunnelVport(Vport):
             if enc.src:
                 anc.append((SOL_IP, IP_PKTINFO, struct.pack("=I4s4x", 0,
                                                             enc.src.to_bytes(4, "big"))))
-            dest = (_addr(family, enc.dst), 0)
+            dest = (addr_text(family, enc.dst), 0)
         else:
             if enc.tos:
                 anc.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("=i", enc.tos)))
@@ -365,7 +285,7 @@ class TunnelVport(Vport):
             if enc.src:
                 anc.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
                             enc.src.to_bytes(16, "big") + b"\0\0\0\0"))
-            dest = (_addr(family, enc.dst), 0, 0, 0)
+            dest = (addr_text(family, enc.dst), 0, 0, 0)
         try:
             sock.sendmsg((enc.payload,), anc, socket.MSG_DONTWAIT, dest)
         except (BlockingIOError, InterruptedError):
@@ -395,10 +315,10 @@ class TunnelVport(Vport):
             return hit[0]
         try:
             with self.dp.net.enter(), socket.socket(family, socket.SOCK_DGRAM) as s:
-                s.connect((_addr(family, dst), 9))       # routing in the port's namespace
-                src = _addr_int(family, s.getsockname()[0])
+                s.connect((addr_text(family, dst), 9))       # routing in the port's namespace
+                src = addr_int(family, s.getsockname()[0])
         except OSError as e:
-            raise TxError("tx_errors", f"no route to {_addr(family, dst)}: {e}") from None
+            raise TxError("tx_errors", f"no route to {addr_text(family, dst)}: {e}") from None
         if len(self._routes) > 1024:
             self._routes.clear()
         self._routes[(family, dst)] = (src, now + ROUTE_CACHE_SECONDS)
@@ -548,11 +468,11 @@ class UdpTunnelVport(TunnelVport):
             c.bind(("0.0.0.0", port))
         self._claim = c
         self._rx4 = self._sock(raw_socket(socket.AF_INET, socket.IPPROTO_UDP,
-                                    _udp_port_filter_v4(port)))
+                                    udp_port_filter_v4(port)))
         big_rcvbuf(self._rx4)
         if v6:
             r6 = self._sock(raw_socket(socket.AF_INET6, socket.IPPROTO_UDP,
-                                       _udp_port_filter_v6(port)))
+                                       udp_port_filter_v6(port)))
             big_rcvbuf(r6)
             for opt in (socket.IPV6_RECVPKTINFO, socket.IPV6_RECVHOPLIMIT,
                         socket.IPV6_RECVTCLASS):
@@ -595,7 +515,7 @@ class UdpTunnelVport(TunnelVport):
                     tclass = struct.unpack_from("=i", val)[0]
             if dst is None or hlim is None or tclass is None:
                 continue
-            src = _addr_int(socket.AF_INET6, addr[0].split("%")[0])
+            src = addr_int(socket.AF_INET6, addr[0].split("%")[0])
             self.receive_ipv6(src, dst, tclass & 0xFF, hlim & 0xFF, data)
         self._drain()
         self.loop.call_soon(self._read6)

@@ -13,9 +13,9 @@ from .tunnel import (
     TxError,
     UdpTunnelOps,
     UdpTunnelVport,
-    local_port_range,
     vlan_inet_prepare,
 )
+from .tunnel_socket import local_port_range
 
 VXLAN_MTU = 65535                    # vxlan: IP_MAX_MTU (no lower device to bound it)
 
