@@ -7,7 +7,8 @@ import pytest
 from ovsdp import uapi as U
 from ovsdp.netlink.attr import nla
 from ovsdp.odp import OdpParseError, format_key, parse_key
-from ovsdp.odp.flow import ODPP_NONE, Fitness, FlowKeyError, flow_to_key, key_to_flow
+from ovsdp.odp.flow import flow_to_key, key_to_flow
+from ovsdp.odp.flow_struct import ODPP_NONE, Fitness, FlowKeyError
 
 ETH = "eth(src=00:01:02:03:04:05,dst=10:11:12:13:14:15)"
 META = ("recirc_id(0),dp_hash(0),skb_priority(0),in_port(1),skb_mark(0),ct_state(0),"

@@ -20,7 +20,8 @@ import argparse
 import sys
 
 from ..odp import OdpParseError, format_actions, format_key, parse_actions, parse_key
-from ..odp.flow import ODPUTIL_FLOW_KEY_BYTES, Fitness, flow_to_key, key_to_flow
+from ..odp.flow import flow_to_key, key_to_flow
+from ..odp.flow_struct import ODPUTIL_FLOW_KEY_BYTES, Fitness
 from .dpctl.flow_filter import FilterError, filter_matches
 from .dpctl.flow_filter import parse_filter as dpctl_filter
 
