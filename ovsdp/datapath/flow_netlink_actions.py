@@ -9,6 +9,7 @@ the tunnel keys are checked with the key half (:mod:`.flow_netlink`); what
 the kernel deliberately does differently is in that module's docstring.
 """
 
+import dataclasses
 import errno
 
 from .. import uapi as U
@@ -75,7 +76,7 @@ OVS_ACTION_ATTR_MAX = U.OVS_ACTION_ATTR_MAX
 _NSH_KEY = ATTRS.NSH_KEY
 
 
-
+@dataclasses.dataclass(frozen=True, slots=True)
 class Userspace:
     """The validated OVS_ACTION_ATTR_USERSPACE argument.
 
@@ -84,26 +85,11 @@ class Userspace:
     comparisons.
     """
 
-    __slots__ = ("pid", "userdata", "egress_tun_port", "actions", "raw")
-
-    def __init__(self, pid, userdata, egress_tun_port, actions, raw=None):
-        self.pid = pid
-        self.userdata = userdata
-        self.egress_tun_port = egress_tun_port
-        self.actions = actions
-        self.raw = raw
-
-    def _fields(self):
-        return (self.pid, self.userdata, self.egress_tun_port, self.actions)
-
-    def __eq__(self, other):
-        return isinstance(other, Userspace) and self._fields() == other._fields()
-
-    def __hash__(self):
-        return hash(self._fields())
-
-    def __repr__(self):
-        return "Userspace(pid=%r, userdata=%r, egress_tun_port=%r, actions=%r)" % self._fields()
+    pid: int
+    userdata: bytes
+    egress_tun_port: int
+    actions: bool
+    raw: bytes = dataclasses.field(default=None, compare=False, repr=False)
 
 
 # An ActionList is a tuple of (OVS_ACTION_ATTR_* type, argument) pairs.
