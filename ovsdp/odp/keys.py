@@ -14,15 +14,19 @@ from ..netlink.attr import find as find_attr
 from ..uapi import attrs as ATTRS
 from ._util import (
     chomp,
-    fmt_eth,
     fmt_hex_x,
-    fmt_in6,
-    fmt_ip,
     format_flags,
     format_flags_masked,
     is_all,
     put_hex,
     spaced_hex,
+)
+from .key_fields import (
+    STRUCTS,
+    _f_be64,
+    _f_in6,
+    _f_ipv4,
+    _f_u,
 )
 
 # ----------------------------------------------------------------- tables
@@ -61,8 +65,6 @@ tcp_flag_to_string = _TCP_FLAG_NAMES.get
 VLAN_CFI = 0x1000
 VLAN_VID_MASK = 0x0FFF
 VLAN_PCP_SHIFT = 13
-_FRAG_NAMES = {U.OVS_FRAG_TYPE_NONE: "no", U.OVS_FRAG_TYPE_FIRST: "first",
-               U.OVS_FRAG_TYPE_LATER: "later"}
 
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
@@ -72,62 +74,6 @@ _BE64 = struct.Struct("!Q")
 
 
 # --------------------------------------------------------------- formatting
-def _f_u(name, v, m, full, verbose, hexfmt=False):
-    """format_u8u/format_be16/...: ``name=value[/mask],`` or nothing."""
-    if verbose or m is None or m:
-        s = f"{name}={fmt_hex_x(v) if hexfmt else v}"
-        if m is not None and m != full:
-            s += "/" + fmt_hex_x(m)
-        return s + ","
-    return ""
-
-
-def _f_be64(name, v, m, verbose):
-    if verbose or m is None or m:
-        s = f"{name}=0x{v:x}"
-        if m is not None and m != 0xFFFFFFFFFFFFFFFF:
-            s += "/" + fmt_hex_x(m)
-        return s + ","
-    return ""
-
-
-def _f_addr(fmt, width):
-    """A formatter of an address field (IPv4, IPv6, Ethernet): ``name=value``,
-    then ``/mask`` unless exact; nothing when wildcarded, unless verbose."""
-    exact = b"\xff" * width
-
-    def f(name, v, m, verbose):
-        if verbose or m is None or any(m):
-            s = f"{name}={fmt(v)}"
-            if m is not None and m != exact:
-                s += "/" + fmt(m)
-            return s + ","
-        return ""
-    return f
-
-
-_f_ipv4 = _f_addr(fmt_ip, 4)
-_f_in6 = _f_addr(fmt_in6, 16)
-_f_eth = _f_addr(fmt_eth, 6)
-
-
-def _f_label(name, v, m, verbose):
-    if verbose or m is None or m:
-        s = f"{name}={fmt_hex_x(v)}"
-        if m is not None and (m & 0xFFFFF) != 0xFFFFF:
-            s += "/" + fmt_hex_x(m)
-        return s + ","
-    return ""
-
-
-def _f_frag(name, v, m):
-    if m is not None and m not in (0, 0xFF):
-        return f"error: partial mask not supported for frag ({fmt_hex_x(m)}),"
-    if m is None or m:
-        return f"{name}={_FRAG_NAMES.get(v, '<error>')},"
-    return ""
-
-
 def _f_tun_flags(flags, mask, verbose):
     if verbose or mask is None or mask:
         if mask is not None:
@@ -482,7 +428,10 @@ def _format_key_attr(atype, key, mask, verbose, port_names):
     ma = mask
     exact = True if ma is None else _mask_is_exact(atype, ma)
     body = ""
-    if atype == U.OVS_KEY_ATTR_ENCAP:
+    text = STRUCTS.get(atype)
+    if text is not None:                        # one fixed struct: key_fields' row
+        body = text.format(key, ma, verbose)
+    elif atype == U.OVS_KEY_ATTR_ENCAP:
         if ma is not None and ma and key:
             body = _format_flow(key, ma, verbose, None)
         elif key:
@@ -511,23 +460,6 @@ def _format_key_attr(atype, key, mask, verbose, port_names):
             body = format_flags(ct_state_to_string, v, "|")
     elif atype == U.OVS_KEY_ATTR_CT_LABELS:
         body = format_u128(key, ma, verbose)
-    elif atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4:
-        src, dst, sp, dp, proto = U.OVS_KEY_CT_TUPLE_IPV4.unpack(key)
-        mk = U.OVS_KEY_CT_TUPLE_IPV4.unpack(ma) if ma is not None else (None,) * 5
-        body = (_f_ipv4("src", key[0:4], None if ma is None else ma[0:4], verbose)
-                + _f_ipv4("dst", key[4:8], None if ma is None else ma[4:8], verbose)
-                + _f_u("proto", proto, mk[4], 0xFF, verbose)
-                + _f_u("tp_src", sp, mk[2], 0xFFFF, verbose)
-                + _f_u("tp_dst", dp, mk[3], 0xFFFF, verbose))
-        body = chomp(body)
-    elif atype == U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6:
-        src, dst, sp, dp, proto = U.OVS_KEY_CT_TUPLE_IPV6.unpack(key)
-        mk = U.OVS_KEY_CT_TUPLE_IPV6.unpack(ma) if ma is not None else (None,) * 5
-        body = (_f_in6("src", src, mk[0], verbose) + _f_in6("dst", dst, mk[1], verbose)
-                + _f_u("proto", proto, mk[4], 0xFF, verbose)
-                + _f_u("src_port", sp, mk[2], 0xFFFF, verbose)
-                + _f_u("dst_port", dp, mk[3], 0xFFFF, verbose))
-        body = chomp(body)
     elif atype == U.OVS_KEY_ATTR_TUNNEL:
         body = _format_tunnel(key, ma, verbose)
     elif atype == U.OVS_KEY_ATTR_IN_PORT:
@@ -536,14 +468,6 @@ def _format_key_attr(atype, key, mask, verbose, port_names):
             body = (port_names or {}).get(port) or str(port)
         else:
             body = f"{port}/{fmt_hex_x(_U32.unpack(ma)[0])}"
-    elif atype == U.OVS_KEY_ATTR_PACKET_TYPE:
-        v = _BE32.unpack(key)[0]
-        m = _BE32.unpack(ma)[0] if ma is not None else 0xFFFFFFFF
-        body = chomp(_f_u("ns", v >> 16, m >> 16, 0xFFFF, verbose)
-                     + _f_u("id", v & 0xFFFF, m & 0xFFFF, 0xFFFF, verbose, hexfmt=True))
-    elif atype == U.OVS_KEY_ATTR_ETHERNET:
-        body = chomp(_f_eth("src", key[0:6], None if ma is None else ma[0:6], verbose)
-                     + _f_eth("dst", key[6:12], None if ma is None else ma[6:12], verbose))
     elif atype == U.OVS_KEY_ATTR_VLAN:
         body = format_vlan_tci(_BE16.unpack(key)[0],
                                _BE16.unpack(ma)[0] if ma is not None else 0xFFFF, verbose)
@@ -560,29 +484,6 @@ def _format_key_attr(atype, key, mask, verbose, port_names):
         body = f"0x{_BE16.unpack(key)[0]:04x}"
         if not exact:
             body += f"/0x{_BE16.unpack(ma)[0]:04x}"
-    elif atype == U.OVS_KEY_ATTR_IPV4:
-        _s, _d, proto, tos, ttl, frag = U.OVS_KEY_IPV4.unpack(key)
-        mk = U.OVS_KEY_IPV4.unpack(ma) if ma is not None else (None,) * 6
-        body = chomp(_f_ipv4("src", key[0:4], None if ma is None else ma[0:4], verbose)
-                     + _f_ipv4("dst", key[4:8], None if ma is None else ma[4:8], verbose)
-                     + _f_u("proto", proto, mk[2], 0xFF, verbose)
-                     + _f_u("tos", tos, mk[3], 0xFF, verbose, hexfmt=True)
-                     + _f_u("ttl", ttl, mk[4], 0xFF, verbose)
-                     + _f_frag("frag", frag, mk[5]))
-    elif atype == U.OVS_KEY_ATTR_IPV6:
-        src, dst, label, proto, tclass, hlimit, frag = U.OVS_KEY_IPV6.unpack(key)
-        mk = U.OVS_KEY_IPV6.unpack(ma) if ma is not None else (None,) * 7
-        body = chomp(_f_in6("src", src, mk[0], verbose) + _f_in6("dst", dst, mk[1], verbose)
-                     + _f_label("label", label, mk[2], verbose)
-                     + _f_u("proto", proto, mk[3], 0xFF, verbose)
-                     + _f_u("tclass", tclass, mk[4], 0xFF, verbose, hexfmt=True)
-                     + _f_u("hlimit", hlimit, mk[5], 0xFF, verbose)
-                     + _f_frag("frag", frag, mk[6]))
-    elif atype in (U.OVS_KEY_ATTR_TCP, U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
-        sp, dp = U.OVS_KEY_TCP.unpack(key)
-        mk = U.OVS_KEY_TCP.unpack(ma) if ma is not None else (None, None)
-        body = chomp(_f_u("src", sp, mk[0], 0xFFFF, verbose)
-                     + _f_u("dst", dp, mk[1], 0xFFFF, verbose))
     elif atype == U.OVS_KEY_ATTR_TCP_FLAGS:
         v = _BE16.unpack(key)[0]
         if not exact:
@@ -590,28 +491,6 @@ def _format_key_attr(atype, key, mask, verbose, port_names):
                                        _BE16.unpack(ma)[0] & TCP_FLAGS_MASK, TCP_FLAGS_MASK)
         else:
             body = format_flags(tcp_flag_to_string, v, "|")
-    elif atype in (U.OVS_KEY_ATTR_ICMP, U.OVS_KEY_ATTR_ICMPV6):
-        body = chomp(_f_u("type", key[0], None if ma is None else ma[0], 0xFF, verbose)
-                     + _f_u("code", key[1], None if ma is None else ma[1], 0xFF, verbose))
-    elif atype == U.OVS_KEY_ATTR_ARP:
-        _sip, _tip, op, sha, tha = U.OVS_KEY_ARP.unpack(key)
-        mk = U.OVS_KEY_ARP.unpack(ma) if ma is not None else (None,) * 5
-        body = chomp(_f_ipv4("sip", key[0:4], None if ma is None else ma[0:4], verbose)
-                     + _f_ipv4("tip", key[4:8], None if ma is None else ma[4:8], verbose)
-                     + _f_u("op", op, mk[2], 0xFFFF, verbose)
-                     + _f_eth("sha", sha, mk[3], verbose)
-                     + _f_eth("tha", tha, mk[4], verbose))
-    elif atype == U.OVS_KEY_ATTR_ND:
-        target, sll, tll = U.OVS_KEY_ND.unpack(key)
-        mk = U.OVS_KEY_ND.unpack(ma) if ma is not None else (None,) * 3
-        body = chomp(_f_in6("target", target, mk[0], verbose)
-                     + _f_eth("sll", sll, mk[1], verbose)
-                     + _f_eth("tll", tll, mk[2], verbose))
-    elif atype == U.OVS_KEY_ATTR_ND_EXTENSIONS:
-        res, opt = struct.unpack_from("!IB", key)
-        mopt = ma[4] if ma is not None else None
-        body = chomp(f"nd_reserved=0x{res:x},"
-                     + _f_u("nd_options_type", opt, mopt, 0xFF, verbose))
     elif atype == U.OVS_KEY_ATTR_NSH:
         k, m = _nsh_fields(key, ma)
         body = format_nsh_key_mask(k, m) if ma is not None else format_nsh_key(k)

@@ -16,24 +16,24 @@ from ._util import (
     _Fail,
     scan_flags,
     scan_int_string,
-    scan_masked_eth,
     scan_masked_in6,
     scan_masked_ipv4,
     scan_masked_uint,
     scan_name,
     scan_uint,
 )
+from .key_fields import STRUCTS
 from .keys import (
     _BE16,
     _BE32,
     _BE64,
-    _FRAG_NAMES,
     _U16,
     _U32,
     FLOW_TNL_F_CSUM,
     FLOW_TNL_F_DONT_FRAGMENT,
     FLOW_TNL_F_MASK,
     FLOW_TNL_F_OAM,
+    KEY,
     TCP_FLAGS_MASK,
     VLAN_CFI,
     VLAN_PCP_SHIFT,
@@ -45,7 +45,6 @@ from .keys import (
 
 MAX_ODP_NESTED = 32
 CT_STATE_ALLOWED = 0xFF
-_FRAG_BY_NAME = {v: k for k, v in _FRAG_NAMES.items()}
 
 
 class _Ctx:
@@ -99,104 +98,17 @@ def _finish_fields(cur, fields, values, masks):
         cur.fail(f"unknown field '{name}'" if name else "expected ')'")
 
 
-def _u(bits):
-    return lambda cur: scan_masked_uint(cur, bits)
-
-
-def _frag(cur):
-    s = cur.s
-    j = cur.i
-    while j < len(s) and "a" <= s[j] <= "z" and j - cur.i < 7:
-        j += 1
-    word = s[cur.i:j]
-    if word.lower() not in _FRAG_BY_NAME:
-        cur.fail("frag must be no, first or later")
-    cur.i = j
-    return _FRAG_BY_NAME[word.lower()], 0xFF
-
-
-def _label(cur):
-    v = scan_uint(cur, 0, 32, "label")
-    if v & ~0xFFFFF:
-        cur.fail("label out of range")
-    m = 0xFFFFF
-    if cur.accept("/"):
-        m = scan_uint(cur, 0, 32, "label mask")
-        if m & ~0xFFFFF:
-            cur.fail("label mask out of range")
-    return v, m
-
-
-_ipv4f = scan_masked_ipv4
-_in6f = scan_masked_in6
-_ethf = scan_masked_eth
-
-
-def _struct_attr(cur, atype, spec, pack):
+def _struct_attr(cur, atype, text):
+    """A fixed-struct attribute, read by its key_fields row: the fields
+    given, by name in any order; the others (and their masks) zero."""
     values, masks = {}, {}
-    _finish_fields(cur, spec, values, masks)
-    k = pack({f: values.get(f) for f, _ in spec.values()})
-    m = pack({f: masks.get(f) for f, _ in spec.values()})
-    return nla(atype, k), nla(atype, m)
+    _finish_fields(cur, text.scanners, values, masks)
+    layout = text.layout
+    return nla(atype, layout.pack_fields(values)), nla(atype, layout.pack_fields(masks))
 
 
-def _z(v, n=None):
-    if v is None:
-        return 0 if n is None else bytes(n)
-    return v
+_STRUCTS = {KEY.row(t).name: (t, text) for t, text in STRUCTS.items()}
 
-
-_SPECS = {
-    "eth": (U.OVS_KEY_ATTR_ETHERNET,
-            {"src=": ("src", _ethf), "dst=": ("dst", _ethf)},
-            lambda d: _z(d["src"], 6) + _z(d["dst"], 6)),
-    "ipv4": (U.OVS_KEY_ATTR_IPV4,
-             {"src=": ("src", _ipv4f), "dst=": ("dst", _ipv4f), "proto=": ("proto", _u(8)),
-              "tos=": ("tos", _u(8)), "ttl=": ("ttl", _u(8)), "frag=": ("frag", _frag)},
-             lambda d: _z(d["src"], 4) + _z(d["dst"], 4)
-             + bytes([_z(d["proto"]), _z(d["tos"]), _z(d["ttl"]), _z(d["frag"])])),
-    "ipv6": (U.OVS_KEY_ATTR_IPV6,
-             {"src=": ("src", _in6f), "dst=": ("dst", _in6f), "label=": ("label", _label),
-              "proto=": ("proto", _u(8)), "tclass=": ("tclass", _u(8)),
-              "hlimit=": ("hlimit", _u(8)), "frag=": ("frag", _frag)},
-             lambda d: U.OVS_KEY_IPV6.pack(_z(d["src"], 16), _z(d["dst"], 16), _z(d["label"]),
-                                           _z(d["proto"]), _z(d["tclass"]), _z(d["hlimit"]),
-                                           _z(d["frag"]))),
-    "ct_tuple4": (U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4,
-                  {"src=": ("src", _ipv4f), "dst=": ("dst", _ipv4f), "proto=": ("proto", _u(8)),
-                   "tp_src=": ("tp_src", _u(16)), "tp_dst=": ("tp_dst", _u(16))},
-                  lambda d: _z(d["src"], 4) + _z(d["dst"], 4)
-                  + struct.pack("!HHB3x", _z(d["tp_src"]), _z(d["tp_dst"]), _z(d["proto"]))),
-    "ct_tuple6": (U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6,
-                  {"src=": ("src", _in6f), "dst=": ("dst", _in6f), "proto=": ("proto", _u(8)),
-                   "tp_src=": ("tp_src", _u(16)), "tp_dst=": ("tp_dst", _u(16)),
-                   "src_port=": ("tp_src", _u(16)), "dst_port=": ("tp_dst", _u(16))},
-                  lambda d: U.OVS_KEY_CT_TUPLE_IPV6.pack(_z(d["src"], 16), _z(d["dst"], 16),
-                                                         _z(d["tp_src"]), _z(d["tp_dst"]),
-                                                         _z(d["proto"]))),
-    "icmp": (U.OVS_KEY_ATTR_ICMP, {"type=": ("type", _u(8)), "code=": ("code", _u(8))},
-             lambda d: bytes([_z(d["type"]), _z(d["code"])])),
-    "icmpv6": (U.OVS_KEY_ATTR_ICMPV6, {"type=": ("type", _u(8)), "code=": ("code", _u(8))},
-               lambda d: bytes([_z(d["type"]), _z(d["code"])])),
-    "arp": (U.OVS_KEY_ATTR_ARP,
-            {"sip=": ("sip", _ipv4f), "tip=": ("tip", _ipv4f), "op=": ("op", _u(16)),
-             "sha=": ("sha", _ethf), "tha=": ("tha", _ethf)},
-            lambda d: _z(d["sip"], 4) + _z(d["tip"], 4) + _BE16.pack(_z(d["op"]))
-            + _z(d["sha"], 6) + _z(d["tha"], 6) + b"\0\0"),
-    "nd": (U.OVS_KEY_ATTR_ND,
-           {"target=": ("target", _in6f), "sll=": ("sll", _ethf), "tll=": ("tll", _ethf)},
-           lambda d: _z(d["target"], 16) + _z(d["sll"], 6) + _z(d["tll"], 6)),
-    "nd_ext": (U.OVS_KEY_ATTR_ND_EXTENSIONS,
-               {"nd_reserved=": ("res", _u(32)), "nd_options_type=": ("opt", _u(8))},
-               lambda d: struct.pack("!IB3x", _z(d["res"]), _z(d["opt"]))),
-    "packet_type": (U.OVS_KEY_ATTR_PACKET_TYPE,
-                    {"ns=": ("ns", _u(16)), "id=": ("id", _u(16))},
-                    lambda d: struct.pack("!HH", _z(d["ns"]), _z(d["id"]))),
-}
-for _n, _t in (("tcp", U.OVS_KEY_ATTR_TCP), ("udp", U.OVS_KEY_ATTR_UDP),
-               ("sctp", U.OVS_KEY_ATTR_SCTP)):
-    _SPECS[_n] = (_t, {"src=": ("src", _u(16)), "dst=": ("dst", _u(16))},
-                  lambda d: struct.pack("!HH", _z(d["src"]), _z(d["dst"])))
 
 _SINGLE_U32 = {"skb_priority": U.OVS_KEY_ATTR_PRIORITY, "skb_mark": U.OVS_KEY_ATTR_SKB_MARK,
                "dp_hash": U.OVS_KEY_ATTR_DP_HASH, "ct_mark": U.OVS_KEY_ATTR_CT_MARK}
@@ -554,9 +466,8 @@ def _parse_key_attr(cur, ctx):
         _close(cur)
         t = U.OVS_KEY_ATTR_TCP_FLAGS
         return nla(t, _BE16.pack(v & 0xFFFF)), nla(t, _BE16.pack(m & 0xFFFF))
-    if name in _SPECS:
-        t, spec, pack = _SPECS[name]
-        return _struct_attr(cur, t, spec, pack)
+    if name in _STRUCTS:
+        return _struct_attr(cur, *_STRUCTS[name])
     if name == "in_port":
         return _parse_in_port(cur, ctx)
     if name == "vlan":

@@ -7,6 +7,8 @@ platforms we run) unless the kernel calls them ``__be``.
 
 import struct
 
+from .layout import Layout
+
 # --------------------------------------------------------------------------
 # struct ovs_header
 OVS_HEADER = struct.Struct("=i")
@@ -248,23 +250,39 @@ OFPIEH12_HOP = 1 << 6
 OFPIEH12_UNREP = 1 << 7
 OFPIEH12_UNSEQ = 1 << 8
 
-# Key struct layouts
-OVS_KEY_ETHERNET = struct.Struct("=6s6s")          # eth_src, eth_dst
-OVS_KEY_MPLS = struct.Struct("!I")                 # mpls_lse
-OVS_KEY_IPV4 = struct.Struct("!IIBBBB")            # src, dst, proto, tos, ttl, frag
-OVS_KEY_IPV6 = struct.Struct("!16s16sIBBBB")       # src, dst, label, proto, tclass, hlimit, frag
-OVS_KEY_TCP = struct.Struct("!HH")
-OVS_KEY_UDP = OVS_KEY_TCP
-OVS_KEY_SCTP = OVS_KEY_TCP
-OVS_KEY_ICMP = struct.Struct("=BB")
-OVS_KEY_ICMPV6 = OVS_KEY_ICMP
-OVS_KEY_ARP = struct.Struct("!IIH6s6s2x")          # sip, tip, op, sha, tha
-OVS_KEY_ND = struct.Struct("=16s6s6s")             # target, sll, tll
-OVS_KEY_CT_TUPLE_IPV4 = struct.Struct("!IIHHB3x")  # src, dst, src_port, dst_port, proto
-OVS_KEY_CT_TUPLE_IPV6 = struct.Struct("!16s16sHHB3x")
+# Key struct layouts: struct ovs_key_*, with the kernel's field names
+OVS_KEY_ETHERNET = Layout("ovs_key_ethernet", "=", ("eth_src", "6s"), ("eth_dst", "6s"))
+OVS_KEY_MPLS = Layout("ovs_key_mpls", "!", ("mpls_lse", "I"))
+OVS_KEY_IPV4 = Layout("ovs_key_ipv4", "!", ("ipv4_src", "I"), ("ipv4_dst", "I"),
+                      ("ipv4_proto", "B"), ("ipv4_tos", "B"), ("ipv4_ttl", "B"),
+                      ("ipv4_frag", "B"))
+OVS_KEY_IPV6 = Layout("ovs_key_ipv6", "!", ("ipv6_src", "16s"), ("ipv6_dst", "16s"),
+                      ("ipv6_label", "I"), ("ipv6_proto", "B"), ("ipv6_tclass", "B"),
+                      ("ipv6_hlimit", "B"), ("ipv6_frag", "B"))
+OVS_KEY_TCP = Layout("ovs_key_tcp", "!", ("tcp_src", "H"), ("tcp_dst", "H"))
+OVS_KEY_UDP = Layout("ovs_key_udp", "!", ("udp_src", "H"), ("udp_dst", "H"))
+OVS_KEY_SCTP = Layout("ovs_key_sctp", "!", ("sctp_src", "H"), ("sctp_dst", "H"))
+OVS_KEY_ICMP = Layout("ovs_key_icmp", "=", ("icmp_type", "B"), ("icmp_code", "B"))
+OVS_KEY_ICMPV6 = Layout("ovs_key_icmpv6", "=", ("icmpv6_type", "B"), ("icmpv6_code", "B"))
+OVS_KEY_ARP = Layout("ovs_key_arp", "!", ("arp_sip", "I"), ("arp_tip", "I"), ("arp_op", "H"),
+                     ("arp_sha", "6s"), ("arp_tha", "6s"), (None, "2x"))
+OVS_KEY_ND = Layout("ovs_key_nd", "=", ("nd_target", "16s"), ("nd_sll", "6s"),
+                    ("nd_tll", "6s"))
+OVS_KEY_ND_EXTENSIONS = Layout("ovs_key_nd_extensions", "!", ("nd_reserved", "I"),
+                               ("nd_options_type", "B"), (None, "3x"))
+OVS_KEY_CT_TUPLE_IPV4 = Layout("ovs_key_ct_tuple_ipv4", "!", ("ipv4_src", "I"),
+                               ("ipv4_dst", "I"), ("src_port", "H"), ("dst_port", "H"),
+                               ("ipv4_proto", "B"), (None, "3x"))
+OVS_KEY_CT_TUPLE_IPV6 = Layout("ovs_key_ct_tuple_ipv6", "!", ("ipv6_src", "16s"),
+                               ("ipv6_dst", "16s"), ("src_port", "H"), ("dst_port", "H"),
+                               ("ipv6_proto", "B"), (None, "3x"))
+# OVS_KEY_ATTR_PACKET_TYPE is one __be32: the namespace above the type
+OVS_KEY_PACKET_TYPE = Layout("packet_type", "!", ("ns", "H"), ("ns_type", "H"))
 OVS_KEY_CT_LABELS_LEN = 16
-OVS_KEY_NSH_BASE = struct.Struct("!BBBBI")         # flags, ttl, mdtype, np, path_hdr
-OVS_KEY_NSH_MD1 = struct.Struct("!4I")
+OVS_KEY_NSH_BASE = Layout("ovs_nsh_key_base", "!", ("flags", "B"), ("ttl", "B"),
+                          ("mdtype", "B"), ("np", "B"), ("path_hdr", "I"))
+OVS_KEY_NSH_MD1 = Layout("ovs_nsh_key_md1", "!",      # __be32 context[4]
+                         *((f"context{i}", "I") for i in range(4)))
 
 # ---- actions
 OVS_ACTION_ATTR_UNSPEC = 0
