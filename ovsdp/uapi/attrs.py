@@ -162,8 +162,8 @@ KEY = AttrTable("key", O.OVS_KEY_ATTR_MAX, [
     Attr(O.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6, "ct_tuple6", O.OVS_KEY_CT_TUPLE_IPV6.size),
     Attr(O.OVS_KEY_ATTR_NSH, "nsh", NESTED, next=NSH_KEY),
     # userspace only: the kernel refuses them
-    Attr(O.OVS_KEY_ATTR_PACKET_TYPE, "packet_type", None, ovs=4),
-    Attr(O.OVS_KEY_ATTR_ND_EXTENSIONS, "nd_ext", None, ovs=8),
+    Attr(O.OVS_KEY_ATTR_PACKET_TYPE, "packet_type", None, ovs=O.OVS_KEY_PACKET_TYPE.size),
+    Attr(O.OVS_KEY_ATTR_ND_EXTENSIONS, "nd_ext", None, ovs=O.OVS_KEY_ND_EXTENSIONS.size),
     Attr(O.OVS_KEY_ATTR_TUNNEL_INFO, None, None, ovs=None),
     # Linux (5.18+) reports the IPv6 extension-header bits with every IPv6
     # flow, nearly always with a zero mask.  Open vSwitch 3.1 predates it (its
