@@ -159,8 +159,11 @@ class Datapath:
                     emc_hits += 1
                 hits += 1
                 if flow is not last:
-                    if last is not None:
-                        _used(last, run_pkts, run_bytes, run_flags, now)
+                    if last is not None:         # _used(), inline: the hot path
+                        last.packets += run_pkts
+                        last.bytes += run_bytes
+                        last.used = now
+                        last.tcp_flags |= run_flags
                     last = flow
                     run_pkts = run_bytes = run_flags = 0
                     if flow.outputs is None:
