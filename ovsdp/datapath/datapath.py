@@ -134,7 +134,7 @@ class Datapath:
         if meta is None:
             meta = vport.key_meta
         ports = self.ports
-        hits = emc_hits = 0
+        hits = slow_hits = 0        # all hits; those the megaflow table answered
         last = None                 # the flow of the current run, and its counts
         run_pkts = run_bytes = run_flags = 0
         touched = []                # ports with frames in their .batch
@@ -155,8 +155,7 @@ class Datapath:
                         self._flush_batches(touched)
                         self._miss_frame(data, key, vport, vnet, h)
                         continue
-                else:
-                    emc_hits += 1
+                    slow_hits += 1
                 hits += 1
                 if flow is not last:
                     if last is not None:         # _used(), inline: the hot path
@@ -209,6 +208,7 @@ class Datapath:
                 else:
                     v.output_batch(b)
         self.n_hit += hits
+        emc_hits = hits - slow_hits
         self.n_mask_hit += emc_hits
         if self.table.cache_size:
             self.n_cache_hit += emc_hits
