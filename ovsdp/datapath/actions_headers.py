@@ -9,6 +9,7 @@ import errno
 import struct
 
 from .. import uapi as U
+from ..uapi import headers as H
 from . import checksum as CS
 from . import flow_key as FK
 from . import key_layout as K
@@ -21,9 +22,9 @@ VLAN_CFI_MASK = K.VLAN_CFI_MASK
 _VLAN_TPIDS = (K.ETH_P_8021Q, K.ETH_P_8021AD)
 _MPLS_TYPES = (K.ETH_P_MPLS_UC, K.ETH_P_MPLS_MC)
 
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
+IPPROTO_TCP = H.IPPROTO_TCP
+IPPROTO_UDP = H.IPPROTO_UDP
+IPPROTO_ICMPV6 = H.IPPROTO_ICMPV6
 NEXTHDR_ROUTING = 43
 
 _S_NO_ETH = K.S_NO_ETH

@@ -9,14 +9,15 @@ same fields of the flow key deterministically.  The HASH action
 """
 
 from .. import uapi as U
+from ..uapi import headers as H
 from . import key_layout as K
 
 ETH_P_IP = K.ETH_P_IP
 ETH_P_IPV6 = K.ETH_P_IPV6
 FRAG_LATER = U.OVS_FRAG_TYPE_LATER
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_SCTP = 132
+IPPROTO_TCP = H.IPPROTO_TCP
+IPPROTO_UDP = H.IPPROTO_UDP
+IPPROTO_SCTP = H.IPPROTO_SCTP
 _S_ETH_TYPE = K.S_ETH_TYPE
 _S_IPV4_DST = K.S_IPV4_DST
 _S_IPV4_SRC = K.S_IPV4_SRC

@@ -52,6 +52,7 @@ hashes computed from a key (skb_get_hash() and its kin) are
 import struct
 
 from .. import uapi as U
+from ..uapi import headers as H
 from . import key_layout as K
 
 # ---------------------------------------------------------------- constants
@@ -69,18 +70,18 @@ ETH_P_RARP = K.ETH_P_RARP
 ETH_P_MPLS_UC = K.ETH_P_MPLS_UC
 ETH_P_MPLS_MC = K.ETH_P_MPLS_MC
 
-IPPROTO_HOPOPTS = 0
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ROUTING = 43
-IPPROTO_FRAGMENT = 44
-IPPROTO_ESP = 50
-IPPROTO_AH = 51
-IPPROTO_ICMPV6 = 58
-IPPROTO_NONE = 59
-IPPROTO_DSTOPTS = 60
-IPPROTO_SCTP = 132
+IPPROTO_HOPOPTS = H.IPPROTO_HOPOPTS
+IPPROTO_ICMP = H.IPPROTO_ICMP
+IPPROTO_TCP = H.IPPROTO_TCP
+IPPROTO_UDP = H.IPPROTO_UDP
+IPPROTO_ROUTING = H.IPPROTO_ROUTING
+IPPROTO_FRAGMENT = H.IPPROTO_FRAGMENT
+IPPROTO_ESP = H.IPPROTO_ESP
+IPPROTO_AH = H.IPPROTO_AH
+IPPROTO_ICMPV6 = H.IPPROTO_ICMPV6
+IPPROTO_NONE = H.IPPROTO_NONE
+IPPROTO_DSTOPTS = H.IPPROTO_DSTOPTS
+IPPROTO_SCTP = H.IPPROTO_SCTP
 
 NDISC_NEIGHBOUR_SOLICITATION = 135
 NDISC_NEIGHBOUR_ADVERTISEMENT = 136
@@ -163,7 +164,7 @@ KEEP_UDP = _KEEP_COMMON
 KEEP_TCP = _KEEP_COMMON | (0x0FFF << _S_TCP_FLAGS)
 
 _U32 = struct.Struct("!I")
-_IPV4 = struct.Struct("!BBHHHBBHII")     # vihl tos len id frag ttl proto csum src dst
+_IPV4 = H.IPHDR
 _ARP = struct.Struct("!HHBBH6sI6sI")      # hrd pro hln pln op sha sip tha tip
 _unpack_u32 = _U32.unpack_from
 _unpack_ipv4 = _IPV4.unpack_from

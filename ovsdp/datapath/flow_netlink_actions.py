@@ -115,7 +115,8 @@ _PSAMPLE_POLICY = {
 }
 
 _ACTION_NAMES = {v: k[len("OVS_ACTION_ATTR_"):] for k, v in vars(U).items()
-                 if k.startswith("OVS_ACTION_ATTR_") and k != "OVS_ACTION_ATTR_MAX"}
+                 if k.startswith("OVS_ACTION_ATTR_") and v <= OVS_ACTION_ATTR_MAX
+                 and not k.startswith("OVS_ACTION_ATTR_MAX")}
 
 
 def _not_implemented(t, log):

@@ -13,6 +13,7 @@ import struct
 from .. import uapi as U
 from ..netlink.attr import NetlinkError, align
 from ..uapi import attrs as ATTRS
+from ..uapi import headers as H
 from . import key_layout as K
 
 log_ = logging.getLogger("ovsdp.datapath.flow_netlink")
@@ -27,16 +28,16 @@ _BE64 = struct.Struct("!Q")
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
 
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
-IPPROTO_SCTP = 132
+IPPROTO_ICMP = H.IPPROTO_ICMP
+IPPROTO_TCP = H.IPPROTO_TCP
+IPPROTO_UDP = H.IPPROTO_UDP
+IPPROTO_ICMPV6 = H.IPPROTO_ICMPV6
+IPPROTO_SCTP = H.IPPROTO_SCTP
 NDISC_NEIGHBOUR_SOLICITATION = 135
 NDISC_NEIGHBOUR_ADVERTISEMENT = 136
 AF_INET = 2
 AF_INET6 = 10
-ETH_P_802_3_MIN = 0x0600
+ETH_P_802_3_MIN = H.ETH_P_802_3_MIN
 ETH_HLEN = 14
 ETH_ALEN = 6
 MPLS_LABEL_DEPTH = 3

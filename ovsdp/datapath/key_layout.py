@@ -35,6 +35,20 @@ that mean the same as in the kernel keep the kernel's conventions:
   options as a big-endian number.
 """
 
+from ..uapi.headers import (  # noqa: F401 - the ethertypes, as K.ETH_P_*
+    ETH_P_802_2,
+    ETH_P_8021AD,
+    ETH_P_8021Q,
+    ETH_P_ARP,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    ETH_P_MPLS_MC,
+    ETH_P_MPLS_UC,
+    ETH_P_NSH,
+    ETH_P_RARP,
+    ETH_P_TEB,
+)
+
 # name: (shift, width in bits)
 FIELDS = {}
 
@@ -136,17 +150,6 @@ TUN_F_ERSPAN_OPT = 1 << 6
 TUN_F_CRIT_OPT = 1 << 7
 
 VLAN_CFI_MASK = 0x1000
-ETH_P_802_2 = 0x0004
-ETH_P_8021Q = 0x8100
-ETH_P_8021AD = 0x88A8
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-ETH_P_ARP = 0x0806
-ETH_P_RARP = 0x8035
-ETH_P_MPLS_UC = 0x8847
-ETH_P_MPLS_MC = 0x8848
-ETH_P_TEB = 0x6558
-ETH_P_NSH = 0x894F
 DP_MAX_PORTS = 65535
 
 

@@ -29,6 +29,7 @@ from .keys import (
     format_u128,
     format_vlan_tci,
 )
+from .tnl_push import format_header
 
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
@@ -425,6 +426,17 @@ def format_action(t, p, port_names=None):
         return "drop"
     if t == U.OVS_ACTION_ATTR_PSAMPLE:
         return _format_psample(p)
+    if t == U.OVS_ACTION_ATTR_LB_OUTPUT:
+        return f"lb_output({_U32.unpack(p)[0]})"
+    if t == U.OVS_ACTION_ATTR_TUNNEL_POP:
+        return f"tnl_pop({_port(port_names, _U32.unpack(p)[0])})"
+    if t == U.OVS_ACTION_ATTR_TUNNEL_PUSH:
+        header = format_header(p)
+        if header is None:
+            return f"tnl_push(bad header): {_generic(t, p)}"
+        tnl_port, out_port = U.OVS_ACTION_PUSH_TNL.unpack_from(p)[:2]
+        return (f"tnl_push(tnl_port({_port(port_names, tnl_port)}),{header},"
+                f"out_port({_port(port_names, out_port)}))")
     return _generic(t, p)
 
 

@@ -48,6 +48,7 @@ from .keys import (
     _le128,
 )
 from .keys_scan import _Ctx, parse_key_attr
+from .tnl_push import parse_tnl_push
 
 
 def _close(cur):
@@ -487,6 +488,14 @@ def _parse_call(cur, ctx, word, start):
         v = scan_uint(cur, 0, 32, "meter id")
         _close(cur)
         return nla(U.OVS_ACTION_ATTR_METER, _U32.pack(v))
+    if word in ("lb_output", "tnl_pop"):
+        v = scan_uint(cur, 10 if word == "lb_output" else 0, 32,
+                      "bond id" if word == "lb_output" else "port")
+        _close(cur)
+        return nla(U.OVS_ACTION_ATTR_LB_OUTPUT if word == "lb_output"
+                   else U.OVS_ACTION_ATTR_TUNNEL_POP, _U32.pack(v))
+    if word == "tnl_push":
+        return nla(U.OVS_ACTION_ATTR_TUNNEL_PUSH, parse_tnl_push(cur))
     if word == "userspace":
         cur.expect("pid=")
         return _parse_userspace(cur, ctx)

@@ -176,7 +176,8 @@ KEY = AttrTable("key", O.OVS_KEY_ATTR_MAX, [
 KEY.rows[O.OVS_KEY_ATTR_ENCAP].next = KEY
 
 # Fixed action payload lengths (flow_netlink.c __ovs_nla_copy_actions(),
-# odp-util.c odp_action_len(): the same in both); 0 for a type without a row.
+# odp-util.c odp_action_len(): the same in both but for userspace's own
+# actions); 0 for a type without a row.
 ACTION = AttrTable("action", O.OVS_ACTION_ATTR_MAX, [
     Attr(O.OVS_ACTION_ATTR_OUTPUT, "output", 4),
     Attr(O.OVS_ACTION_ATTR_USERSPACE, "userspace", VARIABLE),
@@ -203,4 +204,8 @@ ACTION = AttrTable("action", O.OVS_ACTION_ATTR_MAX, [
     Attr(O.OVS_ACTION_ATTR_DEC_TTL, "dec_ttl", VARIABLE),
     Attr(O.OVS_ACTION_ATTR_DROP, "drop", 4),
     Attr(O.OVS_ACTION_ATTR_PSAMPLE, "psample", VARIABLE),
+    # Open vSwitch userspace's own (the kernel refuses them: type > MAX).
+    Attr(O.OVS_ACTION_ATTR_TUNNEL_PUSH, "tnl_push", None, ovs=VARIABLE),
+    Attr(O.OVS_ACTION_ATTR_TUNNEL_POP, "tnl_pop", None, ovs=4),
+    Attr(O.OVS_ACTION_ATTR_LB_OUTPUT, "lb_output", None, ovs=4),
 ])

@@ -104,6 +104,14 @@ OVS_VPORT_TYPE_GRE = 3
 OVS_VPORT_TYPE_VXLAN = 4
 OVS_VPORT_TYPE_GENEVE = 5
 OVS_VPORT_TYPE_MAX = 5
+# Open vSwitch userspace only (not in Linux): its other tunnel types, which
+# a tnl_push action's header names (struct ovs_action_push_tnl's tnl_type).
+OVS_VPORT_TYPE_ERSPAN = 107
+OVS_VPORT_TYPE_IP6ERSPAN = 108
+OVS_VPORT_TYPE_IP6GRE = 109
+OVS_VPORT_TYPE_GTPU = 110
+OVS_VPORT_TYPE_BAREUDP = 111
+OVS_VPORT_TYPE_SRV6 = 112
 
 OVS_VPORT_ATTR_UNSPEC = 0
 OVS_VPORT_ATTR_PORT_NO = 1
@@ -315,6 +323,18 @@ OVS_ACTION_ATTR_MAX = 25
 # Kernel-internal (never on the wire): a plain set() that validation turned
 # into a masked one with an all-ones mask; put back as set() when dumped.
 OVS_ACTION_ATTR_SET_TO_MASKED = OVS_ACTION_ATTR_MAX + 1
+# Open vSwitch userspace only (#ifndef __KERNEL__ in its copy of the header):
+# the userspace datapath's actions.  The kernel refuses them (type > MAX);
+# only the text form (ovsdp odp, dpctl) knows them.
+OVS_ACTION_ATTR_TUNNEL_PUSH = 26   # struct ovs_action_push_tnl
+OVS_ACTION_ATTR_TUNNEL_POP = 27    # u32 port number
+OVS_ACTION_ATTR_LB_OUTPUT = 28     # u32 bond id
+OVS_ACTION_ATTR_MAX_USERSPACE = 28
+# struct ovs_action_push_tnl: then header[TNL_PUSH_HEADER_SIZE], of which
+# header_len bytes are on the wire.
+OVS_ACTION_PUSH_TNL = Layout("ovs_action_push_tnl", "=", ("tnl_port", "I"), ("out_port", "I"),
+                             ("header_len", "I"), ("tnl_type", "I"))
+TNL_PUSH_HEADER_SIZE = 512
 
 OVS_USERSPACE_ATTR_UNSPEC = 0
 OVS_USERSPACE_ATTR_PID = 1

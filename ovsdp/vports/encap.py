@@ -27,20 +27,29 @@ import zlib
 from ..datapath import key_layout as K
 from ..datapath.checksum import csum16, csum_replace2, fold_add, inet_csum
 from ..datapath.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VNET_HDR
+from ..uapi import headers as H
+from ..uapi.headers import (  # noqa: F401 - the names this module's users take from it
+    ETH_P_IP,
+    ETH_P_IPV6,
+    ETH_P_TEB,
+    GRE_CSUM,
+    GRE_KEY,
+    GRE_ROUTING,
+    GRE_SEQ,
+    GRE_VERSION,
+    IP_DF,
+    IPPROTO_GRE,
+    IPPROTO_UDP,
+    VXLAN_HF_VNI,
+)
 
 AF_INET = 2
 AF_INET6 = 10
-IPPROTO_UDP = 17
-IPPROTO_GRE = 47
-ETH_HLEN = 14
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-ETH_P_TEB = 0x6558
+ETH_HLEN = H.ETHHDR.size
 ETH_P_NSH = 0x894F
 ETH_P_MPLS_UC = 0x8847
 _VLAN_TPIDS = (0x8100, 0x88A8)
 
-IP_DF = 0x4000
 INET_ECN_MASK = 3
 INET_ECN_NOT_ECT = 0
 INET_ECN_ECT_1 = 1
@@ -49,7 +58,6 @@ INET_ECN_CE = 3
 
 # VXLAN (include/net/vxlan.h): the first header word
 VXLAN_HLEN = 16                      # UDP + VXLAN headers
-VXLAN_HF_VNI = 0x08000000
 VXLAN_HF_GBP = 0x80000000
 VXLAN_GBP_USED_BITS = VXLAN_HF_GBP | 0x00FFFFFF
 VXLAN_GBP_DONT_LEARN = 1 << 22
@@ -68,20 +76,13 @@ _GPE_NP_OF = {t: np for np, t in GPE_NEXT_PROTOCOL.items()}
 GENEVE_BASE_HLEN = 16                # UDP + Geneve base header
 GENEVE_VER = 0
 
-# GRE (include/net/gre.h, big-endian flag word)
-GRE_CSUM = 0x8000
-GRE_ROUTING = 0x4000
-GRE_KEY = 0x2000
-GRE_SEQ = 0x1000
-GRE_VERSION = 0x0007
-
 _BE16 = struct.Struct("!H")
 _BE32 = struct.Struct("!I")
 _U32 = struct.Struct("=I")
-_UDP = struct.Struct("!HHHH")
-_VXLAN = struct.Struct("!II")
-_GENEVE = struct.Struct("!BBH")      # ver/opt_len, O/C bits, protocol; then VNI + reserved
-_IPV4 = struct.Struct("!BBHHHBBHII")
+_UDP = H.UDPHDR
+_VXLAN = H.VXLANHDR
+_GENEVE = H.GENEVEHDR
+_IPV4 = H.IPHDR
 
 _S_TUN_ID = K.S_TUN_ID
 _S_TUN_IPV4_SRC = K.S_TUN_IPV4_SRC
@@ -519,25 +520,24 @@ def geneve_decap(udp):
     """
     if len(udp) < GENEVE_BASE_HLEN:
         raise Drop(None, "short Geneve header")
-    b0, b1, proto = _GENEVE.unpack_from(udp, 8)
+    b0, b1, proto, vni = _GENEVE.unpack_from(udp, 8)
     if b0 >> 6 != GENEVE_VER:
         raise Drop(None, "Geneve version not 0")
     if proto != ETH_P_TEB:
         raise Drop("rx_dropped", "Geneve payload is not Ethernet")
-    opts_len = (b0 & 0x3F) * 4
-    vni = int.from_bytes(udp[12:15], "big")
+    opts_len = (b0 & H.GENEVE_OPT_LEN_MASK) * 4
     start = GENEVE_BASE_HLEN + opts_len
     if len(udp) < start + ETH_HLEN:
         raise Drop("rx_dropped", "Geneve options or inner frame cut short")
-    return (vni, bool(b1 & 0x80), bool(b1 & 0x40), bytes(udp[GENEVE_BASE_HLEN:start]),
-            udp[start:])
+    return (vni >> 8, bool(b1 & H.GENEVE_OAM), bool(b1 & H.GENEVE_CRITICAL),
+            bytes(udp[GENEVE_BASE_HLEN:start]), udp[start:])
 
 
 def geneve_header(vni, oam, critical, opts):
     """The Geneve header with its options (geneve_build_header())."""
-    return (_GENEVE.pack((GENEVE_VER << 6) | (len(opts) // 4), (0x80 if oam else 0)
-                         | (0x40 if critical else 0), ETH_P_TEB)
-            + ((vni & 0xFFFFFF) << 8).to_bytes(4, "big") + opts)
+    return _GENEVE.pack((GENEVE_VER << 6) | (len(opts) // 4),
+                        (H.GENEVE_OAM if oam else 0) | (H.GENEVE_CRITICAL if critical else 0),
+                        ETH_P_TEB, (vni & 0xFFFFFF) << 8) + opts
 
 
 # -------------------------------------------------------------------- GRE
