@@ -355,6 +355,37 @@ def test_vxlan_receive_miss_upcall_has_tunnel_key(mem):
     assert "df" not in tun and "csum" not in tun and tun["tun_id"] == 5
 
 
+def test_a_read_batch_reaches_the_datapath_as_batches_per_peer_in_order(mem):
+    """Frames decapsulated in one read batch go to the datapath together:
+    consecutive frames with the same tunnel metadata as one batch, in order."""
+    mem.add("vx0", "vxlan", 4789)
+    a, b = ip4("192.168.55.2"), ip4("192.168.55.3")
+    frames = [inner_frame(payload=b"frame %d" % i) for i in range(4)]
+    pkts = [udp4(src, ip4("192.168.55.1"), 5000, 4789, vxlan_pkt(7, f))
+            for src, f in zip((a, a, b, a), frames, strict=True)]
+    v = mem.vport("vx0")
+    sizes = []
+
+    def read_batch():
+        dp = v.dp
+        real = dp.receive_batch
+        dp.receive_batch = lambda fr, *args: (sizes.append(len(fr)), real(fr, *args))
+        try:
+            v._rx_start()
+            for p in pkts:
+                v.receive_ipv4(p)
+            assert sizes == []              # nothing before the batch ends
+            v._rx_flush()
+        finally:
+            del dp.receive_batch
+    mem.call(read_batch)
+    assert sizes == [2, 1, 1]
+    ups = [mem.upcall() for _ in frames]
+    assert [u.packet for u in ups] == frames
+    assert [tun_summary(tunnel_of(u.key))["src"] for u in ups] == \
+        ["192.168.55.2", "192.168.55.2", "192.168.55.3", "192.168.55.2"]
+
+
 def test_vxlan_receive_drops(mem):
     mem.add("vx0", "vxlan", 4789)
     f = inner_frame()

@@ -179,6 +179,7 @@ class TunnelVport(Vport):
         self.sent = collections.deque(maxlen=4096)  # in memory: what would have gone out
         self._socks = []                    # every socket this port opened
         self._readers = []                  # their fds registered with the loop
+        self._rx = None                     # while a read batch runs: its decapsulated frames
         self._tx = {}                       # (family, df) -> raw socket
         self._routes = {}                   # (family, dst) -> (src, expiry)
 
@@ -365,10 +366,41 @@ class TunnelVport(Vport):
             inner = bytes(inner)
         self.rx_packets += 1
         self.rx_bytes += rx_len(inner)
-        if l3:
+        if self._rx is not None:
+            self._rx.append((inner, vnet, self.key_meta | meta, l3))
+        elif l3:
             self.dp.receive_l3(inner[E.ETH_HLEN:], self, l3, meta=self.key_meta | meta)
         else:
             self.dp.receive(inner, self, vnet, meta=self.key_meta | meta)
+
+    def _rx_start(self):
+        """A read batch begins: :meth:`deliver` gathers its frames."""
+        self._rx = []
+
+    def _rx_flush(self):
+        """A read batch ends: its frames to the datapath, in order, as
+        batches of consecutive frames with the same tunnel metadata (one
+        peer's stream is one batch), as a netdev port hands over its ring;
+        a packet without Ethernet header goes alone."""
+        rx, self._rx = self._rx, None
+        dp = self.dp
+        if not rx or dp is None:
+            return
+        i, n = 0, len(rx)
+        while i < n:
+            frame, vnet, meta, l3 = rx[i]
+            if l3:                          # a packet without Ethernet header
+                dp.receive_l3(frame[E.ETH_HLEN:], self, l3, meta=meta)
+                i += 1
+                continue
+            j = i + 1
+            while j < n and rx[j][2] == meta and not rx[j][3]:
+                j += 1
+            run = rx[i:j]
+            vnets = [e[1] for e in run]
+            dp.receive_batch([e[0] for e in run], self,
+                             vnets if any(v is not None for v in vnets) else None, meta)
+            i = j
 
     def _drop(self, d):
         if d.counter is not None:
@@ -416,18 +448,20 @@ class TunnelVport(Vport):
         sock = getattr(self, attr)
         if sock is None:
             return False
-        for _ in range(READ_BATCH):
-            if getattr(self, attr) is not sock:
-                return False                    # destroyed by what the last packet did
-            try:
-                pkt = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return False
-            except OSError as e:
-                log.debug("%s: receive failed: %s", self.name, e)
-                return False
-            self.receive_ipv4(pkt)
-        return True
+        self._rx_start()
+        try:
+            for _ in range(READ_BATCH):
+                try:
+                    pkt = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    return False
+                except OSError as e:
+                    log.debug("%s: receive failed: %s", self.name, e)
+                    return False
+                self.receive_ipv4(pkt)
+            return True
+        finally:
+            self._rx_flush()
 
 
 class UdpTunnelVport(TunnelVport):
@@ -493,16 +527,26 @@ class UdpTunnelVport(TunnelVport):
         sock = self._rx6
         if sock is None:
             return
-        for _ in range(READ_BATCH):
-            if sock is not self._rx6:
+        self._rx_start()
+        try:
+            if not self._read6_batch(sock):
                 return
+        finally:
+            self._rx_flush()
+        self._drain()
+        self.loop.call_soon(self._read6)
+
+    def _read6_batch(self, sock):
+        """Up to READ_BATCH packets off the raw IPv6 socket; True when the
+        batch was full (more may wait)."""
+        for _ in range(READ_BATCH):
             try:
                 data, anc, _flags, addr = sock.recvmsg(65536, 256)
             except (BlockingIOError, InterruptedError):
-                return
+                return False
             except OSError as e:
                 log.debug("%s: receive failed: %s", self.name, e)
-                return
+                return False
             dst = tclass = hlim = None
             for level, typ, val in anc:
                 if level != socket.IPPROTO_IPV6:
@@ -517,8 +561,7 @@ class UdpTunnelVport(TunnelVport):
                 continue
             src = addr_int(socket.AF_INET6, addr[0].split("%")[0])
             self.receive_ipv6(src, dst, tclass & 0xFF, hlim & 0xFF, data)
-        self._drain()
-        self.loop.call_soon(self._read6)
+        return True
 
     def _drain(self):
         """Empty the UDP socket that holds the port (its copies are unused)."""
