@@ -199,14 +199,15 @@ class Datapath:
             last.bytes += run_bytes
             last.used = now
             last.tcp_flags |= run_flags
-        for v in touched:                    # _flush_batches(), inline
-            b = v.batch
-            if b:
-                v.batch = []
-                if len(b) == 1:
-                    v.output(b[0])
-                else:
-                    v.output_batch(b)
+        if touched:
+            for v in touched:                # _flush_batches(), inline
+                b = v.batch
+                if b:
+                    v.batch = []
+                    if len(b) == 1:
+                        v.output(b[0])
+                    else:
+                        v.output_batch(b)
         self.n_hit += hits
         emc_hits = hits - slow_hits
         self.n_mask_hit += emc_hits
