@@ -1279,8 +1279,13 @@ def test_gre_with_a_raw_peer(net):
     ihl, tos, df, ttl, proto, src, dst, tot = E.parse_ipv4(pkt)
     assert (proto, src, dst, ttl, df) == (47, ip4(net.root_ip), ip4(net.ns_ip), 3, True)
     assert E.gre_decap(pkt[ihl:tot]) == (0xA000, 0x1234, E.ETH_P_TEB, 12, f, True)
+    # the port still reads after a read batch (its socket is its own)
+    f2 = inner_frame(payload=b"second")
+    net.py(SEND_RAW.format(proto=47, ttl=5, dst=net.root_ip, payload=gre_pkt(f2, key=9).hex()))
+    u = net.upcall_from(gre)
+    assert u is not None and u.packet == f2
     s = net.stats(f"gre{SFX}")
-    assert (s["rx_packets"], s["tx_packets"]) == (1, 1)
+    assert (s["rx_packets"], s["tx_packets"]) == (2, 1)
 
 
 @needs_root

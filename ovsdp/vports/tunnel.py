@@ -179,7 +179,7 @@ class TunnelVport(Vport):
         self.sent = collections.deque(maxlen=4096)  # in memory: what would have gone out
         self._socks = []                    # every socket this port opened
         self._readers = []                  # their fds registered with the loop
-        self._rx = None                     # while a read batch runs: its decapsulated frames
+        self._rx_frames = None              # while a read batch runs: its decapsulated frames
         self._tx = {}                       # (family, df) -> raw socket
         self._routes = {}                   # (family, dst) -> (src, expiry)
 
@@ -366,8 +366,8 @@ class TunnelVport(Vport):
             inner = bytes(inner)
         self.rx_packets += 1
         self.rx_bytes += rx_len(inner)
-        if self._rx is not None:
-            self._rx.append((inner, vnet, self.key_meta | meta, l3))
+        if self._rx_frames is not None:
+            self._rx_frames.append((inner, vnet, self.key_meta | meta, l3))
         elif l3:
             self.dp.receive_l3(inner[E.ETH_HLEN:], self, l3, meta=self.key_meta | meta)
         else:
@@ -375,14 +375,14 @@ class TunnelVport(Vport):
 
     def _rx_start(self):
         """A read batch begins: :meth:`deliver` gathers its frames."""
-        self._rx = []
+        self._rx_frames = []
 
     def _rx_flush(self):
         """A read batch ends: its frames to the datapath, in order, as
         batches of consecutive frames with the same tunnel metadata (one
         peer's stream is one batch), as a netdev port hands over its ring;
         a packet without Ethernet header goes alone."""
-        rx, self._rx = self._rx, None
+        rx, self._rx_frames = self._rx_frames, None
         dp = self.dp
         if not rx or dp is None:
             return
