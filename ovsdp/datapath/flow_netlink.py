@@ -97,7 +97,6 @@ from .flow_netlink_match import (
     NDISC_NEIGHBOUR_SOLICITATION,
     OVS_KEY_ATTR_MAX,
     Match,
-    _bit,
     _err,
     _get,
     _walk,
@@ -107,6 +106,38 @@ from .flow_netlink_match import (
 )
 from .flow_netlink_tunnel import ip_tun_from_nlattr
 
+# The attrs bitmap's bits (1 << OVS_KEY_ATTR_*), as constants: the parse runs per flow put.
+_B_ARP = 1 << U.OVS_KEY_ATTR_ARP
+_B_CT_LABELS = 1 << U.OVS_KEY_ATTR_CT_LABELS
+_B_CT_MARK = 1 << U.OVS_KEY_ATTR_CT_MARK
+_B_CT_ORIG_TUPLE_IPV4 = 1 << U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4
+_B_CT_ORIG_TUPLE_IPV6 = 1 << U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6
+_B_CT_STATE = 1 << U.OVS_KEY_ATTR_CT_STATE
+_B_CT_ZONE = 1 << U.OVS_KEY_ATTR_CT_ZONE
+_B_DP_HASH = 1 << U.OVS_KEY_ATTR_DP_HASH
+_B_ENCAP = 1 << U.OVS_KEY_ATTR_ENCAP
+_B_ETHERNET = 1 << U.OVS_KEY_ATTR_ETHERNET
+_B_ETHERTYPE = 1 << U.OVS_KEY_ATTR_ETHERTYPE
+_B_ICMP = 1 << U.OVS_KEY_ATTR_ICMP
+_B_ICMPV6 = 1 << U.OVS_KEY_ATTR_ICMPV6
+_B_IN_PORT = 1 << U.OVS_KEY_ATTR_IN_PORT
+_B_IPV4 = 1 << U.OVS_KEY_ATTR_IPV4
+_B_IPV6 = 1 << U.OVS_KEY_ATTR_IPV6
+_B_IPV6_EXTHDRS = 1 << U.OVS_KEY_ATTR_IPV6_EXTHDRS
+_B_MPLS = 1 << U.OVS_KEY_ATTR_MPLS
+_B_ND = 1 << U.OVS_KEY_ATTR_ND
+_B_NSH = 1 << U.OVS_KEY_ATTR_NSH
+_B_PRIORITY = 1 << U.OVS_KEY_ATTR_PRIORITY
+_B_RECIRC_ID = 1 << U.OVS_KEY_ATTR_RECIRC_ID
+_B_SCTP = 1 << U.OVS_KEY_ATTR_SCTP
+_B_SKB_MARK = 1 << U.OVS_KEY_ATTR_SKB_MARK
+_B_TCP = 1 << U.OVS_KEY_ATTR_TCP
+_B_TCP_FLAGS = 1 << U.OVS_KEY_ATTR_TCP_FLAGS
+_B_TUNNEL = 1 << U.OVS_KEY_ATTR_TUNNEL
+_B_UDP = 1 << U.OVS_KEY_ATTR_UDP
+_B_VLAN = 1 << U.OVS_KEY_ATTR_VLAN
+
+_KEY_LENGTHS = _KEY.lengths
 TUN_F_CRIT_OPT = K.TUN_F_CRIT_OPT       # the kernel's IP_TUNNEL_CRIT_OPT (key_layout)
 
 
@@ -118,15 +149,15 @@ def _parse_flow_nlattrs(buf, a, attrs, log, nz):
         t = raw & _TYPE_MASK
         if t > OVS_KEY_ATTR_MAX:
             raise _err(log, f"Key type {t} is out of range max {OVS_KEY_ATTR_MAX}")
-        expected = _KEY.length(t)
+        expected = _KEY_LENGTHS.get(t, 0)
         if expected is None:                    # userspace-only types
             raise _err(log, f"Key type {t} is not supported")
-        if attrs & _bit(t):
+        if attrs & (1 << t):
             raise _err(log, f"Duplicate key (type {t}).")
         if expected not in (_NESTED, _VARIABLE) and len(payload) != expected:
             raise _err(log, f"Key {t} has unexpected len {len(payload)} expected {expected}")
         if not nz or any(payload):
-            attrs |= _bit(t)
+            attrs |= (1 << t)
             a[t] = payload
     if rem:
         raise _err(log, f"Message has {rem} unknown bytes.")
@@ -141,10 +172,10 @@ def _vlan_name(inner):
 def _validate_vlan(m, attrs, inner, a, log):
     """validate_vlan_from_nlattrs(): 0 = not a VLAN, 1 = a VLAN to parse."""
     E, T, V = U.OVS_KEY_ATTR_ENCAP, U.OVS_KEY_ATTR_ETHERTYPE, U.OVS_KEY_ATTR_VLAN
-    if not (attrs & _bit(U.OVS_KEY_ATTR_ETHERNET) and attrs & _bit(T)
+    if not (attrs & _B_ETHERNET and attrs & (1 << T)
             and eth_type_vlan(_BE16.unpack(a[T])[0])):
         return 0
-    if not (attrs & _bit(V) and attrs & _bit(E)):
+    if not (attrs & (1 << V) and attrs & (1 << E)):
         raise _err(log, f"Invalid {_vlan_name(inner)} frame")
     tci = _BE16.unpack(a[V])[0] if a.get(V) is not None else 0
     if not tci & K.VLAN_CFI_MASK:
@@ -160,7 +191,7 @@ def _validate_vlan_mask(m, attrs, inner, a, log):
     """validate_vlan_mask_from_nlattrs()."""
     encap_valid = bool(m.kget("vlan_tci") & K.VLAN_CFI_MASK)
     i_encap_valid = bool(m.kget("cvlan_tci") & K.VLAN_CFI_MASK)
-    if not attrs & _bit(U.OVS_KEY_ATTR_ENCAP):
+    if not attrs & _B_ENCAP:
         return 0
     if (not inner and not encap_valid) or (inner and not i_encap_valid):
         raise _err(log, f"Encap mask attribute is set for non-{_vlan_name(inner)} frame.")
@@ -193,8 +224,8 @@ def _parse_one_vlan(m, attrs, inner, a, is_mask, log):
     pre = "cvlan_" if inner else "vlan_"
     m.put(pre + "tpid", tpid, is_mask)
     m.put(pre + "tci", tci, is_mask)
-    attrs &= ~(_bit(U.OVS_KEY_ATTR_ENCAP) | _bit(U.OVS_KEY_ATTR_VLAN)
-               | _bit(U.OVS_KEY_ATTR_ETHERTYPE))
+    attrs &= ~(_B_ENCAP | _B_VLAN
+               | _B_ETHERTYPE)
     encap = a[U.OVS_KEY_ATTR_ENCAP]
     return _parse_flow_nlattrs(encap, a, attrs, log, is_mask)
 
@@ -215,75 +246,75 @@ def _parse_eth_type(m, attrs, a, is_mask, log):
     elif eth_type < ETH_P_802_3_MIN:
         raise _err(log, f"EtherType {eth_type:x} is less than min {ETH_P_802_3_MIN:x}")
     m.put("eth_type", eth_type, is_mask)
-    return attrs & ~_bit(U.OVS_KEY_ATTR_ETHERTYPE)
+    return attrs & ~_B_ETHERTYPE
 
 
 def _metadata_from_nlattrs(m, attrs, a, is_mask, log):
     """metadata_from_nlattrs(): returns the attrs left to parse."""
-    if attrs & _bit(U.OVS_KEY_ATTR_DP_HASH):
+    if attrs & _B_DP_HASH:
         m.put("dp_hash", _U32.unpack(a[U.OVS_KEY_ATTR_DP_HASH])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_DP_HASH)
-    if attrs & _bit(U.OVS_KEY_ATTR_RECIRC_ID):
+        attrs &= ~_B_DP_HASH
+    if attrs & _B_RECIRC_ID:
         m.put("recirc_id", _U32.unpack(a[U.OVS_KEY_ATTR_RECIRC_ID])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_RECIRC_ID)
-    if attrs & _bit(U.OVS_KEY_ATTR_PRIORITY):
+        attrs &= ~_B_RECIRC_ID
+    if attrs & _B_PRIORITY:
         m.put("priority", _U32.unpack(a[U.OVS_KEY_ATTR_PRIORITY])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_PRIORITY)
-    if attrs & _bit(U.OVS_KEY_ATTR_IN_PORT):
+        attrs &= ~_B_PRIORITY
+    if attrs & _B_IN_PORT:
         in_port = _U32.unpack(a[U.OVS_KEY_ATTR_IN_PORT])[0]
         if is_mask:
             in_port = 0xFFFFFFFF        # Always exact match in_port.
         elif in_port >= K.DP_MAX_PORTS:
             raise _err(log, f"Port {in_port} exceeds max allowable {K.DP_MAX_PORTS}")
         m.put("in_port", in_port & 0xFFFF, is_mask)     # u16 phy.in_port
-        attrs &= ~_bit(U.OVS_KEY_ATTR_IN_PORT)
+        attrs &= ~_B_IN_PORT
     elif not is_mask:
         m.put("in_port", K.DP_MAX_PORTS, False)
-    if attrs & _bit(U.OVS_KEY_ATTR_SKB_MARK):
+    if attrs & _B_SKB_MARK:
         m.put("skb_mark", _U32.unpack(a[U.OVS_KEY_ATTR_SKB_MARK])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_SKB_MARK)
-    if attrs & _bit(U.OVS_KEY_ATTR_TUNNEL):
+        attrs &= ~_B_SKB_MARK
+    if attrs & _B_TUNNEL:
         try:
             ip_tun_from_nlattr(a[U.OVS_KEY_ATTR_TUNNEL], m, is_mask, log)
         except NetlinkError as e:
             raise NetlinkError(errno.EINVAL, e.msg) from None
-        attrs &= ~_bit(U.OVS_KEY_ATTR_TUNNEL)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_STATE):
+        attrs &= ~_B_TUNNEL
+    if attrs & _B_CT_STATE:
         ct_state = _U32.unpack(a[U.OVS_KEY_ATTR_CT_STATE])[0]
         if ct_state & ~CT_SUPPORTED_MASK:
             raise _err(log, f"ct_state flags {ct_state:08x} unsupported")
         m.put("ct_state", ct_state, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_STATE)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_ZONE):
+        attrs &= ~_B_CT_STATE
+    if attrs & _B_CT_ZONE:
         m.put("ct_zone", _U16.unpack(a[U.OVS_KEY_ATTR_CT_ZONE])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_ZONE)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_MARK):
+        attrs &= ~_B_CT_ZONE
+    if attrs & _B_CT_MARK:
         m.put("ct_mark", _U32.unpack(a[U.OVS_KEY_ATTR_CT_MARK])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_MARK)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_LABELS):
+        attrs &= ~_B_CT_MARK
+    if attrs & _B_CT_LABELS:
         m.put("ct_labels", int.from_bytes(a[U.OVS_KEY_ATTR_CT_LABELS], "big"), is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_LABELS)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4):
+        attrs &= ~_B_CT_LABELS
+    if attrs & _B_CT_ORIG_TUPLE_IPV4:
         src, dst, sport, dport, proto = _CT4.unpack(a[U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4])
         m.put("ct_orig_src", src, is_mask)
         m.put("ct_orig_dst", dst, is_mask)
         m.put("ct_orig_tp_src", sport, is_mask)
         m.put("ct_orig_tp_dst", dport, is_mask)
         m.put("ct_orig_proto", proto, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4)
-    if attrs & _bit(U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6):
+        attrs &= ~_B_CT_ORIG_TUPLE_IPV4
+    if attrs & _B_CT_ORIG_TUPLE_IPV6:
         src, dst, sport, dport, proto = _CT6.unpack(a[U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6])
         m.put("ct_orig_src", int.from_bytes(src, "big"), is_mask)
         m.put("ct_orig_dst", int.from_bytes(dst, "big"), is_mask)
         m.put("ct_orig_tp_src", sport, is_mask)
         m.put("ct_orig_tp_dst", dport, is_mask)
         m.put("ct_orig_proto", proto, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6)
+        attrs &= ~_B_CT_ORIG_TUPLE_IPV6
 
     # For layer 3 packets the Ethernet type is provided and treated as
     # metadata but no MAC addresses are provided.
-    no_eth = (not attrs & _bit(U.OVS_KEY_ATTR_ETHERNET)
-              and attrs & _bit(U.OVS_KEY_ATTR_ETHERTYPE))
+    no_eth = (not attrs & _B_ETHERNET
+              and attrs & _B_ETHERTYPE)
     # Always exact match mac_proto.
     m.put("no_eth", 0xFF if is_mask else (1 if no_eth else 0), is_mask)
     if no_eth:
@@ -296,21 +327,21 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
     """ovs_key_from_nlattrs()."""
     attrs = _metadata_from_nlattrs(m, attrs, a, is_mask, log)
 
-    if attrs & _bit(U.OVS_KEY_ATTR_ETHERNET):
+    if attrs & _B_ETHERNET:
         eth = a[U.OVS_KEY_ATTR_ETHERNET]
         m.put("eth_src", int.from_bytes(eth[0:6], "big"), is_mask)
         m.put("eth_dst", int.from_bytes(eth[6:12], "big"), is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_ETHERNET)
-        if attrs & _bit(U.OVS_KEY_ATTR_VLAN):
+        attrs &= ~_B_ETHERNET
+        if attrs & _B_VLAN:
             raise _err(log, "VLAN attribute unexpected.")
-        if attrs & _bit(U.OVS_KEY_ATTR_ETHERTYPE):
+        if attrs & _B_ETHERTYPE:
             attrs = _parse_eth_type(m, attrs, a, is_mask, log)
         elif not is_mask:
             m.put("eth_type", K.ETH_P_802_2, False)
     elif not m.kget("eth_type"):
         raise _err(log, "Either Ethernet header or EtherType is required.")
 
-    if attrs & _bit(U.OVS_KEY_ATTR_IPV4):
+    if attrs & _B_IPV4:
         src, dst, proto, tos, ttl, frag = _IPV4.unpack(a[U.OVS_KEY_ATTR_IPV4])
         if not is_mask and frag > U.OVS_FRAG_TYPE_MAX:
             raise _err(log, f"IPv4 frag type {frag} is out of range max {U.OVS_FRAG_TYPE_MAX}")
@@ -320,9 +351,9 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         m.put("ip_frag", frag, is_mask)
         m.put("ipv4_src", src, is_mask)
         m.put("ipv4_dst", dst, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_IPV4)
+        attrs &= ~_B_IPV4
 
-    if attrs & _bit(U.OVS_KEY_ATTR_IPV6):
+    if attrs & _B_IPV6:
         src, dst, label, proto, tclass, hlimit, frag = _IPV6.unpack(a[U.OVS_KEY_ATTR_IPV6])
         if not is_mask and frag > U.OVS_FRAG_TYPE_MAX:
             raise _err(log, f"IPv6 frag type {frag} is out of range max {U.OVS_FRAG_TYPE_MAX}")
@@ -335,13 +366,13 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         m.put("ip_frag", frag, is_mask)
         m.put("ipv6_src", int.from_bytes(src, "big"), is_mask)
         m.put("ipv6_dst", int.from_bytes(dst, "big"), is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_IPV6)
+        attrs &= ~_B_IPV6
 
-    if attrs & _bit(U.OVS_KEY_ATTR_IPV6_EXTHDRS):
+    if attrs & _B_IPV6_EXTHDRS:
         m.put("ipv6_exthdrs", _U16.unpack(a[U.OVS_KEY_ATTR_IPV6_EXTHDRS])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_IPV6_EXTHDRS)
+        attrs &= ~_B_IPV6_EXTHDRS
 
-    if attrs & _bit(U.OVS_KEY_ATTR_ARP):
+    if attrs & _B_ARP:
         sip, tip, op, sha, tha = _ARP.unpack(a[U.OVS_KEY_ATTR_ARP])
         if not is_mask and op & 0xFF00:
             raise _err(log, f"Unknown ARP opcode (opcode={op}).")
@@ -350,12 +381,12 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         m.put("ip_proto", op, is_mask)          # u8: the low byte of the opcode
         m.put("arp_sha", int.from_bytes(sha, "big"), is_mask)
         m.put("arp_tha", int.from_bytes(tha, "big"), is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_ARP)
+        attrs &= ~_B_ARP
 
-    if attrs & _bit(U.OVS_KEY_ATTR_NSH):
+    if attrs & _B_NSH:
         raise _err(log, "ovsdp does not implement NSH flow keys yet", errno.EOPNOTSUPP)
 
-    if attrs & _bit(U.OVS_KEY_ATTR_MPLS):
+    if attrs & _B_MPLS:
         p = a[U.OVS_KEY_ATTR_MPLS]
         count = len(p) // 4
         if count == 0 or count > MPLS_LABEL_DEPTH or len(p) % 4:
@@ -364,38 +395,38 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         for i in range(count):
             m.put(f"mpls_lse{i}", _BE32.unpack_from(p, 4 * i)[0], is_mask)
         m.put("mpls_labels", (1 << count) - 1, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_MPLS)
+        attrs &= ~_B_MPLS
 
-    if attrs & _bit(U.OVS_KEY_ATTR_TCP):
+    if attrs & _B_TCP:
         sport, dport = _TP.unpack(a[U.OVS_KEY_ATTR_TCP])
         m.put("tp_src", sport, is_mask)
         m.put("tp_dst", dport, is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_TCP)
+        attrs &= ~_B_TCP
 
-    if attrs & _bit(U.OVS_KEY_ATTR_TCP_FLAGS):
+    if attrs & _B_TCP_FLAGS:
         m.put("tcp_flags", _BE16.unpack(a[U.OVS_KEY_ATTR_TCP_FLAGS])[0], is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_TCP_FLAGS)
+        attrs &= ~_B_TCP_FLAGS
 
     for t in (U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
-        if attrs & _bit(t):
+        if attrs & (1 << t):
             sport, dport = _TP.unpack(a[t])
             m.put("tp_src", sport, is_mask)
             m.put("tp_dst", dport, is_mask)
-            attrs &= ~_bit(t)
+            attrs &= ~(1 << t)
 
     for t in (U.OVS_KEY_ATTR_ICMP, U.OVS_KEY_ATTR_ICMPV6):
-        if attrs & _bit(t):
+        if attrs & (1 << t):
             p = a[t]
             m.put("tp_src", p[0], is_mask)      # htons(type) in a __be16
             m.put("tp_dst", p[1], is_mask)
-            attrs &= ~_bit(t)
+            attrs &= ~(1 << t)
 
-    if attrs & _bit(U.OVS_KEY_ATTR_ND):
+    if attrs & _B_ND:
         target, sll, tll = _ND.unpack(a[U.OVS_KEY_ATTR_ND])
         m.put("nd_target", int.from_bytes(target, "big"), is_mask)
         m.put("nd_sll", int.from_bytes(sll, "big"), is_mask)
         m.put("nd_tll", int.from_bytes(tll, "big"), is_mask)
-        attrs &= ~_bit(U.OVS_KEY_ATTR_ND)
+        attrs &= ~_B_ND
 
     if attrs:
         raise _err(log, f"Unknown key attributes {attrs:x}")
@@ -414,7 +445,7 @@ def _mask_set_nlattr(buf, table=_KEY):
             break
         t = raw & _TYPE_MASK
         start, end = off + 4, off + alen
-        inner = table.next(t)
+        inner = table.nexts.get(t)
         if inner is not None:
             out[start:end] = _mask_set_nlattr(bytes(buf[start:end]), inner)
         else:
@@ -432,15 +463,15 @@ def _match_validate(m, key_attrs, mask_attrs, log):
     A = U
     key_expected = 0
     mask_allowed = key_attrs
-    mask_allowed &= ~(_bit(A.OVS_KEY_ATTR_IPV4) | _bit(A.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4)
-                      | _bit(A.OVS_KEY_ATTR_IPV6) | _bit(A.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6)
-                      | _bit(A.OVS_KEY_ATTR_TCP) | _bit(A.OVS_KEY_ATTR_TCP_FLAGS)
-                      | _bit(A.OVS_KEY_ATTR_UDP) | _bit(A.OVS_KEY_ATTR_SCTP)
-                      | _bit(A.OVS_KEY_ATTR_ICMP) | _bit(A.OVS_KEY_ATTR_ICMPV6)
-                      | _bit(A.OVS_KEY_ATTR_ARP) | _bit(A.OVS_KEY_ATTR_ND)
-                      | _bit(A.OVS_KEY_ATTR_MPLS) | _bit(A.OVS_KEY_ATTR_NSH))
-    mask_allowed |= (_bit(A.OVS_KEY_ATTR_TUNNEL) | _bit(A.OVS_KEY_ATTR_IN_PORT)
-                     | _bit(A.OVS_KEY_ATTR_ETHERTYPE))
+    mask_allowed &= ~(_B_IPV4 | _B_CT_ORIG_TUPLE_IPV4
+                      | _B_IPV6 | _B_CT_ORIG_TUPLE_IPV6
+                      | _B_TCP | _B_TCP_FLAGS
+                      | _B_UDP | _B_SCTP
+                      | _B_ICMP | _B_ICMPV6
+                      | _B_ARP | _B_ND
+                      | _B_MPLS | _B_NSH)
+    mask_allowed |= (_B_TUNNEL | _B_IN_PORT
+                     | _B_ETHERTYPE)
     has_mask = m.mask is not None
     eth_type = m.kget("eth_type")
     eth_exact = has_mask and m.mget("eth_type") == 0xFFFF
@@ -448,56 +479,56 @@ def _match_validate(m, key_attrs, mask_attrs, log):
     proto = m.kget("ip_proto")
 
     if eth_type in (K.ETH_P_ARP, K.ETH_P_RARP):
-        key_expected |= _bit(A.OVS_KEY_ATTR_ARP)
+        key_expected |= _B_ARP
         if eth_exact:
-            mask_allowed |= _bit(A.OVS_KEY_ATTR_ARP)
+            mask_allowed |= _B_ARP
 
     if eth_p_mpls(eth_type):
-        key_expected |= _bit(A.OVS_KEY_ATTR_MPLS)
+        key_expected |= _B_MPLS
         if eth_exact:
-            mask_allowed |= _bit(A.OVS_KEY_ATTR_MPLS)
+            mask_allowed |= _B_MPLS
 
     if eth_type in (K.ETH_P_IP, K.ETH_P_IPV6):
         v6 = eth_type == K.ETH_P_IPV6
         l3 = A.OVS_KEY_ATTR_IPV6 if v6 else A.OVS_KEY_ATTR_IPV4
         ct = A.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6 if v6 else A.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4
-        key_expected |= _bit(l3)
+        key_expected |= (1 << l3)
         if eth_exact:
-            mask_allowed |= _bit(l3) | _bit(ct)
+            mask_allowed |= (1 << l3) | (1 << ct)
         if m.kget("ip_frag") != U.OVS_FRAG_TYPE_LATER:
             if proto == IPPROTO_UDP:
-                key_expected |= _bit(A.OVS_KEY_ATTR_UDP)
+                key_expected |= _B_UDP
                 if proto_exact:
-                    mask_allowed |= _bit(A.OVS_KEY_ATTR_UDP)
+                    mask_allowed |= _B_UDP
             if proto == IPPROTO_SCTP:
-                key_expected |= _bit(A.OVS_KEY_ATTR_SCTP)
+                key_expected |= _B_SCTP
                 if proto_exact:
-                    mask_allowed |= _bit(A.OVS_KEY_ATTR_SCTP)
+                    mask_allowed |= _B_SCTP
             if proto == IPPROTO_TCP:
-                key_expected |= _bit(A.OVS_KEY_ATTR_TCP) | _bit(A.OVS_KEY_ATTR_TCP_FLAGS)
+                key_expected |= _B_TCP | _B_TCP_FLAGS
                 if proto_exact:
-                    mask_allowed |= _bit(A.OVS_KEY_ATTR_TCP) | _bit(A.OVS_KEY_ATTR_TCP_FLAGS)
+                    mask_allowed |= _B_TCP | _B_TCP_FLAGS
             if not v6 and proto == IPPROTO_ICMP:
-                key_expected |= _bit(A.OVS_KEY_ATTR_ICMP)
+                key_expected |= _B_ICMP
                 if proto_exact:
-                    mask_allowed |= _bit(A.OVS_KEY_ATTR_ICMP)
+                    mask_allowed |= _B_ICMP
             if v6 and proto == IPPROTO_ICMPV6:
-                key_expected |= _bit(A.OVS_KEY_ATTR_ICMPV6)
+                key_expected |= _B_ICMPV6
                 if proto_exact:
-                    mask_allowed |= _bit(A.OVS_KEY_ATTR_ICMPV6)
+                    mask_allowed |= _B_ICMPV6
                 if m.kget("tp_src") in (NDISC_NEIGHBOUR_SOLICITATION,
                                         NDISC_NEIGHBOUR_ADVERTISEMENT):
-                    key_expected |= _bit(A.OVS_KEY_ATTR_ND)
+                    key_expected |= _B_ND
                     # The kernel's ct original tuple shares the ND fields'
                     # space: both are not allowed at the same time.
-                    mask_allowed &= ~_bit(A.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6)
+                    mask_allowed &= ~_B_CT_ORIG_TUPLE_IPV6
                     if has_mask and m.mget("tp_src") == 0xFF:
-                        mask_allowed |= _bit(A.OVS_KEY_ATTR_ND)
+                        mask_allowed |= _B_ND
 
     if eth_type == K.ETH_P_NSH:
-        key_expected |= _bit(A.OVS_KEY_ATTR_NSH)
+        key_expected |= _B_NSH
         if eth_exact:
-            mask_allowed |= _bit(A.OVS_KEY_ATTR_NSH)
+            mask_allowed |= _B_NSH
 
     if key_attrs & key_expected != key_expected:
         raise _err(log, f"Missing key (keys={key_attrs:x}, expected={key_expected:x})")
@@ -572,7 +603,7 @@ def get_flow_metadata(key_attrs, log=True):
     m = Match(False)
     m.put("in_port", K.DP_MAX_PORTS, False)
     _metadata_from_nlattrs(m, attrs, a, False, log)
-    seen = {t for t in range(OVS_KEY_ATTR_MAX + 1) if attrs & _bit(t)}
+    seen = {t for t in range(OVS_KEY_ATTR_MAX + 1) if attrs & (1 << t)}
     return m.key, seen
 
 

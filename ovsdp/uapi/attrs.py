@@ -62,6 +62,14 @@ class AttrTable:
         self.name = name
         self.max_type = max_type
         self.rows = {r.type: r for r in rows}
+        # the columns the validation reads per attribute, as plain dicts
+        self.lengths = {t: r.length for t, r in self.rows.items()}
+        self.nexts = {t: r.next for t, r in self.rows.items() if r.next is not None}
+
+    def nest(self, atype, table):
+        """Make ``atype``'s payload a nest of ``table`` (a table may nest itself)."""
+        self.rows[atype].next = table
+        self.nexts[atype] = table
 
     def __repr__(self):
         return f"<AttrTable {self.name}>"
@@ -77,8 +85,7 @@ class AttrTable:
 
     def length(self, atype):
         """The kernel's expected length (0 for a type without a row)."""
-        r = self.rows.get(atype)
-        return 0 if r is None else r.length
+        return self.lengths.get(atype, 0)
 
     def ovs_length(self, atype):
         """Open vSwitch userspace's expected length, None if it does not know the type."""
@@ -87,11 +94,10 @@ class AttrTable:
 
     def next(self, atype):
         """The table of the nested payload of ``atype``, or None."""
-        r = self.rows.get(atype)
-        return None if r is None else r.next
+        return self.nexts.get(atype)
 
     def nested_types(self):
-        return frozenset(t for t, r in self.rows.items() if r.next is not None)
+        return frozenset(self.nexts)
 
     def names(self):
         """type -> text name, for the rows that have one."""
@@ -173,7 +179,7 @@ KEY = AttrTable("key", O.OVS_KEY_ATTR_MAX, [
     # other field, and printed generically, key32(...), when a flow matches on it.
     Attr(O.OVS_KEY_ATTR_IPV6_EXTHDRS, None, 2),
 ])
-KEY.rows[O.OVS_KEY_ATTR_ENCAP].next = KEY
+KEY.nest(O.OVS_KEY_ATTR_ENCAP, KEY)
 
 # Fixed action payload lengths (flow_netlink.c __ovs_nla_copy_actions(),
 # odp-util.c odp_action_len(): the same in both but for userspace's own
