@@ -4,8 +4,10 @@
 Measures, with dummy ports:
 - packets/s through the whole path (key extraction, lookup, actions, stats)
   for one flow, and for 1000 flows spread over 1, 16 and 64 masks;
-- the same for single frames (Datapath.receive) and for batches
-  (Datapath.receive_batch, what the real ports use);
+- the same for single frames (Datapath.receive, what the in-memory dummy
+  ports use), for batches of one (Datapath.receive_batch with one frame:
+  what a real port hands over when a look at its ring or socket finds one
+  frame, the lightly loaded case) and batches of 256 (a loaded port);
 - flow installs/s and upcall round trips/s over the control socket;
 - memory per flow with 100k flows.
 
@@ -98,10 +100,17 @@ def bench_one_flow(n):
         rb = dp.receive_batch
         for _ in range(n // 256):
             rb(frames, p1)
+
+    def batch_of_one():
+        rb = dp.receive_batch
+        one = (frame,)
+        for _ in range(n):
+            rb(one, p1)
     r1 = rate(single, n)
-    r2 = rate(batch, n // 256 * 256)
-    assert p2.tx_packets >= n, "frames did not reach the output port"
-    return r1, r2
+    r2 = rate(batch_of_one, n)
+    r3 = rate(batch, n // 256 * 256)
+    assert p2.tx_packets >= 2 * n, "frames did not reach the output port"
+    return r1, r2, r3
 
 
 class _Sink:
@@ -260,8 +269,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     n = 100_000 if args.quick else 1_000_000
     print(f"ovsdp pipeline benchmark (in memory, one core, Python {sys.version.split()[0]})")
-    single, batch = bench_one_flow(n)
+    single, one, batch = bench_one_flow(n)
     print(f"one flow, single frames      {single:12,.0f} packets/s")
+    print(f"one flow, batches of 1       {one:12,.0f} packets/s")
     print(f"one flow, batches of 256     {batch:12,.0f} packets/s")
     for emc, mc, title in ((True, True, "exact-match cache on (repeated flows):"),
                            (False, True, "exact-match cache off, mask cache on:"),
