@@ -163,22 +163,21 @@ class Datapath:
                         last.bytes += run_bytes
                         last.used = now
                         last.tcp_flags |= run_flags
+                        last = None
+                    if flow.outputs is None:     # actions beyond outputs: one frame at a time
+                        _used(flow, 1, len(data), (key >> _S_TCP_FLAGS) & 0xFFF, now)
+                        self._flush_batches(touched)
+                        self._execute(flow, data, key, vport, vnet)
+                        continue
                     last = flow
                     run_pkts = run_bytes = run_flags = 0
-                    if flow.outputs is None:
-                        outv = None
-                    else:
-                        outv = flow.out_vports
-                        if flow.out_ports_gen != self.ports_gen:
-                            outv = flow.out_vports = tuple(ports.get(p) for p in flow.outputs)
-                            flow.out_ports_gen = self.ports_gen
+                    outv = flow.out_vports
+                    if flow.out_ports_gen != self.ports_gen:
+                        outv = flow.out_vports = tuple(ports.get(p) for p in flow.outputs)
+                        flow.out_ports_gen = self.ports_gen
                 run_pkts += 1
                 run_bytes += len(data)
                 run_flags |= (key >> _S_TCP_FLAGS) & 0xFFF
-                if outv is None:
-                    self._flush_batches(touched)
-                    self._execute(flow, data, key, vport, vnet)
-                    continue
                 for v in outv:
                     if v is None:
                         self.drop_reasons["no_port"] += 1
