@@ -1,0 +1,645 @@
+"""The connection tracker core, as net/netfilter/nf_conntrack_core.c.
+
+``ConnTracker.process()`` is ``nf_conntrack_in()`` on a packet given as bytes
+from its network header; ``confirm()`` is ``nf_conntrack_confirm()`` (the
+commit of the OVS ct action).  Connections live in one table keyed by
+(zone, tuple) for both directions, as the kernel's hash holds both
+tuplehash entries; the table never holds more than ``max_conns``
+connections (``nf_conntrack_max``), making room by early drop of an
+unassured connection.  Expiry is checked on lookup (``nf_ct_is_expired``)
+and by ``gc(budget)``, which takes expired connections off a heap in expiry
+order (lazy deletion; the heap is rebuilt when stale entries outnumber the
+live ones, so its size stays O(max_conns)).
+
+Sans I/O: no sockets, no threads; time comes from the injected ``clock``
+(seconds, monotonic).  Bad input never raises: it gives an invalid result
+with a reason.  The per-protocol trackers are in nf_conntrack_tcp.py and
+nf_conntrack_proto.py; the numbers in nf_conntrack_common.py (re-exported).
+"""
+
+import heapq
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from . import checksum
+from .nf_conntrack_common import *  # noqa: F403  (the public numbers, re-exported)
+from .nf_conntrack_common import (
+    IP_CT_ESTABLISHED,
+    IP_CT_ESTABLISHED_REPLY,
+    IP_CT_IS_REPLY,
+    IP_CT_NEW,
+    IP_CT_RELATED,
+    IP_CT_UNTRACKED,
+    IPPROTO_AH,
+    IPPROTO_DSTOPTS,
+    IPPROTO_FRAGMENT,
+    IPPROTO_GRE,
+    IPPROTO_HOPOPTS,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_NONE,
+    IPPROTO_ROUTING,
+    IPPROTO_UDP,
+    IPPROTO_UDPLITE,
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_DYING,
+    IPS_EXPECTED,
+    IPS_FIXED_TIMEOUT,
+    IPS_SEEN_REPLY,
+    NFPROTO_IPV4,
+    NFPROTO_IPV6,
+    V_INVALID,
+    V_REPEAT,
+)
+from .nf_conntrack_proto import (
+    GENERIC_TIMEOUT,
+    ICMP_TIMEOUT,
+    ICMPV6_TIMEOUT,
+    UDP_TIMEOUTS,
+    icmp_invert_type,
+    l4proto_find,
+)
+from .nf_conntrack_tcp import TCP_MAX_RETRANS, TCP_TIMEOUTS
+
+NF_CT_EVICTION_RANGE = 8
+_IPV6_EXT = frozenset({IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_AH,
+                       IPPROTO_NONE, IPPROTO_DSTOPTS})       # ipv6_ext_hdr()
+_ALLOW_CLASH = frozenset({IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_GRE})   # l4proto->allow_clash
+
+
+class Tuple(NamedTuple):
+    """struct nf_conntrack_tuple: l3num, addresses (ints), protocol and the L4
+    part: ports for TCP/UDP/UDP-Lite/SCTP/DCCP; for ICMP/ICMPv6 the echo id
+    (src.u.icmp.id) and the type and code (dst.u.icmp.type/code)."""
+
+    l3num: int
+    src: int
+    dst: int
+    protonum: int
+    sport: int = 0
+    dport: int = 0
+    icmp_id: int = 0
+    icmp_type: int = 0
+    icmp_code: int = 0
+
+    def invert(self):
+        """nf_ct_invert_tuple(): the tuple of the other direction, or None
+        (ICMP types without a reply type cannot be inverted)."""
+        if self.protonum in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            t = icmp_invert_type(self.protonum, self.icmp_type)
+            if t is None:
+                return None
+            return self._replace(src=self.dst, dst=self.src, icmp_type=t)
+        return self._replace(src=self.dst, dst=self.src, sport=self.dport, dport=self.sport)
+
+
+class Conn:
+    """struct nf_conn: one connection, unconfirmed until ``confirm()``.
+
+    ``tuple[0]`` is the original direction, ``tuple[1]`` the reply direction
+    (a list, so NAT may set the reply tuple before confirmation).  ``timeout``
+    is the absolute expiry time on the tracker's clock; ``counters`` is
+    ``[[packets, bytes] original, [packets, bytes] reply]``; ``proto`` the
+    protocol tracker's state (TcpState, UdpState or None)."""
+
+    __slots__ = ("zone", "tuple", "status", "mark", "labels", "proto", "timeout", "counters",
+                 "created", "_in_table", "_heap_key")
+
+    def __init__(self, zone, orig, reply, now):
+        self.zone = zone
+        self.tuple = [orig, reply]
+        self.status = 0
+        self.mark = 0
+        self.labels = 0
+        self.proto = None
+        self.timeout = now
+        self.counters = [[0, 0], [0, 0]]
+        self.created = now
+        self._in_table = False
+        self._heap_key = None
+
+    confirmed = property(lambda self: bool(self.status & IPS_CONFIRMED))
+    assured = property(lambda self: bool(self.status & IPS_ASSURED))
+    seen_reply = property(lambda self: bool(self.status & IPS_SEEN_REPLY))
+    dying = property(lambda self: bool(self.status & IPS_DYING))
+    protonum = property(lambda self: self.tuple[0].protonum)
+
+    def __repr__(self):
+        return (f"Conn(zone={self.zone}, {self.tuple[0]}, status={self.status:#x}, "
+                f"timeout={self.timeout}, proto={self.proto!r})")
+
+
+@dataclass(slots=True)
+class CtResult:
+    """What nf_conntrack_in() leaves on the skb: the connection and ctinfo.
+
+    ``invalid`` is the reason (a string) when the packet is not a valid part of
+    a connection, then ``conn`` is None; ``untracked`` for packets conntrack
+    leaves alone (ICMPv6 ND/MLD); ``note`` tells why a packet was accepted
+    without refreshing its connection (TCP packets the tracker ignores)."""
+
+    conn: Conn | None = None
+    ctinfo: int | None = None
+    reply: bool = False
+    untracked: bool = False
+    invalid: str | None = None
+    note: str | None = None
+
+    @property
+    def new(self):
+        return self.ctinfo == IP_CT_NEW
+
+    @property
+    def established(self):
+        return self.ctinfo in (IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY)
+
+    @property
+    def related(self):
+        return self.ctinfo in (IP_CT_RELATED, IP_CT_RELATED + IP_CT_IS_REPLY)
+
+
+class Stats:
+    """The per-net counters (struct ip_conntrack_stat; CTA_STATS_* names)."""
+
+    FIELDS = ("found", "invalid", "ignore", "insert", "insert_failed", "drop", "early_drop",
+              "error", "search_restart", "clash_resolve")
+    __slots__ = FIELDS
+
+    def __init__(self):
+        for f in self.FIELDS:
+            setattr(self, f, 0)
+
+    def as_dict(self):
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def __repr__(self):
+        return f"Stats({self.as_dict()})"
+
+
+class Pkt:
+    """The parts of the skb the trackers read: L3 bytes trimmed to the
+    datagram's length, the L4 offset (dataoff) and protocol, the addresses."""
+
+    __slots__ = ("data", "l3num", "protonum", "dataoff", "src", "dst", "hop_limit")
+
+    def __init__(self, data, l3num, protonum, dataoff, src, dst, hop_limit=0):
+        self.data, self.l3num, self.protonum, self.dataoff = data, l3num, protonum, dataoff
+        self.src, self.dst, self.hop_limit = src, dst, hop_limit
+
+    def l4_csum_bad(self):
+        """nf_checksum(): the L4 checksum (with pseudo header) does not verify."""
+        l4 = self.data[self.dataoff:]
+        if self.l3num == NFPROTO_IPV4:
+            if self.protonum == IPPROTO_ICMP:
+                return checksum.inet_csum(l4) != 0
+            pseudo = struct.pack("!IIBBH", self.src, self.dst, 0, self.protonum, len(l4))
+        else:
+            pseudo = (self.src.to_bytes(16, "big") + self.dst.to_bytes(16, "big") +
+                      struct.pack("!IxxxB", len(l4), self.protonum))
+        return checksum.inet_csum(pseudo, l4) != 0
+
+
+def ipv6_skip_exthdr(data, start, nexthdr):
+    """ipv6_skip_exthdr(): skip extension headers; (offset or -1, nexthdr, frag_off)."""
+    frag_off = 0
+    while nexthdr in _IPV6_EXT:
+        if nexthdr == IPPROTO_NONE or start + 2 > len(data):
+            return -1, nexthdr, frag_off
+        if nexthdr == IPPROTO_FRAGMENT:
+            if start + 4 > len(data):
+                return -1, nexthdr, frag_off
+            (frag_off,) = struct.unpack_from("!H", data, start + 2)
+            if frag_off & ~0x7:
+                break                           # not the first fragment
+            hdrlen = 8
+        elif nexthdr == IPPROTO_AH:
+            hdrlen = (data[start + 1] + 2) << 2
+        else:
+            hdrlen = (data[start + 1] + 1) << 3
+        nexthdr = data[start]
+        start += hdrlen
+    return start, nexthdr, frag_off
+
+
+def get_l4proto(data, nhoff, l3num):
+    """ipv4_get_l4proto / ipv6_get_l4proto: (dataoff, protonum) or (None, why).
+    A non-first fragment cannot be tracked (the kernel defragments first)."""
+    if l3num == NFPROTO_IPV4:
+        if nhoff + 20 > len(data):
+            return None, "short IPv4 header"
+        (frag,) = struct.unpack_from("!H", data, nhoff + 6)
+        if frag & 0x1FFF:
+            return None, "non-first fragment"
+        dataoff = nhoff + ((data[nhoff] & 0xF) << 2)
+        if dataoff > len(data):
+            return None, "bogus IPv4 header length"
+        return (dataoff, data[nhoff + 9]), None
+    if nhoff + 40 > len(data):
+        return None, "short IPv6 header"
+    protoff, nexthdr, frag_off = ipv6_skip_exthdr(data, nhoff + 40, data[nhoff + 6])
+    if protoff < 0:
+        return None, "can't find the transport header"
+    if frag_off & ~0x7:
+        return None, "non-first fragment"
+    return (protoff, nexthdr), None
+
+
+def get_tuple(data, nhoff, dataoff, l3num, protonum):
+    """nf_ct_get_tuple(): the tuple of the packet at ``nhoff``, or None."""
+    if l3num == NFPROTO_IPV4:
+        src, dst = struct.unpack_from("!II", data, nhoff + 12)
+    else:
+        src = int.from_bytes(data[nhoff + 8:nhoff + 24], "big")
+        dst = int.from_bytes(data[nhoff + 24:nhoff + 40], "big")
+    l4 = l4proto_find(protonum)
+    if protonum in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        if dataoff + 8 > len(data):
+            return None
+        itype, code, ident = struct.unpack_from("!BB2xH", data, dataoff)
+        return Tuple(l3num, src, dst, protonum, icmp_id=ident, icmp_type=itype, icmp_code=code)
+    if l4.ports:
+        if dataoff + 4 > len(data):
+            return None
+        sport, dport = struct.unpack_from("!HH", data, dataoff)
+        return Tuple(l3num, src, dst, protonum, sport, dport)
+    return Tuple(l3num, src, dst, protonum)
+
+
+def parse_l3(data, family):
+    """The network header checks ip_rcv / ipv6_rcv and OVS make before
+    conntrack sees a packet, then get_l4proto: (Pkt, None) or (None, why)."""
+    data = bytes(data)
+    if family == NFPROTO_IPV4:
+        if len(data) < 20:
+            return None, "short IPv4 header"
+        if data[0] >> 4 != 4:
+            return None, "not an IPv4 packet"
+        ihl = (data[0] & 0xF) * 4
+        if ihl < 20:
+            return None, "bad IHL"
+        if ihl > len(data):
+            return None, "truncated IPv4 options"
+        (tot_len,) = struct.unpack_from("!H", data, 2)
+        if tot_len < ihl:
+            return None, "bad IPv4 total length"
+        if tot_len > len(data):
+            return None, "truncated IPv4 packet"
+        data = data[:tot_len]
+        hop = 0
+    elif family == NFPROTO_IPV6:
+        if len(data) < 40:
+            return None, "short IPv6 header"
+        if data[0] >> 4 != 6:
+            return None, "not an IPv6 packet"
+        (plen,) = struct.unpack_from("!H", data, 4)
+        if plen:                                # 0: jumbogram, keep the buffer's length
+            if 40 + plen > len(data):
+                return None, "truncated IPv6 packet"
+            data = data[:40 + plen]
+        hop = data[7]
+    else:
+        return None, "unknown l3 protocol %r" % (family,)
+    res, why = get_l4proto(data, 0, family)
+    if res is None:
+        return None, why
+    dataoff, protonum = res
+    if family == NFPROTO_IPV4:
+        src, dst = struct.unpack_from("!II", data, 12)
+    else:
+        src, dst = int.from_bytes(data[8:24], "big"), int.from_bytes(data[24:40], "big")
+    return Pkt(data, family, protonum, dataoff, src, dst, hop), None
+
+
+class ConnTracker:
+    """The conntrack table of one network namespace (struct netns_ct) with
+    its settings (the nf_conntrack_* sysctls, Linux defaults)."""
+
+    def __init__(self, max_conns=65536, clock=None, *, tcp_be_liberal=False, tcp_loose=True,
+                 tcp_max_retrans=TCP_MAX_RETRANS, tcp_ignore_invalid_rst=False,
+                 checksum=False):
+        if clock is None:
+            raise TypeError("ConnTracker needs a clock (e.g. time.monotonic)")
+        self.max_conns = max_conns
+        self._clock = clock
+        self.tcp_be_liberal = tcp_be_liberal
+        self.tcp_loose = tcp_loose
+        self.tcp_max_retrans = tcp_max_retrans
+        self.tcp_ignore_invalid_rst = tcp_ignore_invalid_rst
+        self.checksum = checksum
+        self.tcp_timeouts = list(TCP_TIMEOUTS)
+        self.udp_timeouts = list(UDP_TIMEOUTS)
+        self.icmp_timeout = ICMP_TIMEOUT
+        self.icmpv6_timeout = ICMPV6_TIMEOUT
+        self.generic_timeout = GENERIC_TIMEOUT
+        self.stats = Stats()
+        self.now = clock()
+        self._hash = {}             # (zone, tuple) -> (conn, direction)
+        self._conns = {}            # confirmed conns, insertion order
+        self._unassured = {}        # confirmed, not ASSURED: early-drop candidates, oldest first
+        self._zone_count = {}
+        self._heap = []             # (expiry, seq, conn), lazily deleted
+        self._seq = 0
+
+    # -- packet path -----------------------------------------------------------------------
+
+    def process(self, l3, family, zone=0):
+        """nf_conntrack_in(): track one packet; returns a CtResult.  Never raises."""
+        try:
+            return self._process(l3, family, zone)
+        except Exception as e:         # a bug must not take the datapath down
+            self.stats.invalid += 1
+            return CtResult(invalid="internal error: %r" % (e,))
+
+    def _invalid(self, why, stat="invalid"):
+        setattr(self.stats, stat, getattr(self.stats, stat) + 1)
+        return CtResult(invalid=why)
+
+    def _process(self, l3, family, zone):
+        self.now = self._clock()
+        pkt, why = parse_l3(l3, family)
+        if pkt is None:
+            return self._invalid(why)
+        l4 = l4proto_find(pkt.protonum)
+        if l4.error is not None and (
+                (family == NFPROTO_IPV4 and pkt.protonum == IPPROTO_ICMP) or
+                (family == NFPROTO_IPV6 and pkt.protonum == IPPROTO_ICMPV6)):
+            res = l4.error(self, pkt, zone)         # nf_conntrack_handle_icmp()
+            if res is not None:
+                if res[0] == "untracked":
+                    return CtResult(ctinfo=IP_CT_UNTRACKED, untracked=True)
+                if res[0] == "related":
+                    conn, d = res[1], res[2]
+                    return CtResult(conn, IP_CT_RELATED + (IP_CT_IS_REPLY if d else 0), d == 1)
+                return self._invalid(res[1], "error")
+        for _ in range(3):                          # -NF_REPEAT: TCP reopened a closed conn
+            tup = get_tuple(pkt.data, 0, pkt.dataoff, family, pkt.protonum)
+            if tup is None:
+                return self._invalid("can't get tuple")
+            conn, d, ctinfo = self._resolve_normal_ct(zone, tup)
+            if conn is None:
+                return self._invalid("can't invert tuple")
+            verdict, reason = l4.packet(self, conn, pkt, d, ctinfo)
+            if verdict != V_REPEAT:
+                break
+        else:
+            return self._invalid("repeat loop")
+        if verdict == V_INVALID:
+            if reason == "drop":
+                self.stats.drop += 1
+            return self._invalid(reason)
+        if ctinfo == IP_CT_ESTABLISHED_REPLY:
+            conn.status |= IPS_SEEN_REPLY
+        if conn.status & IPS_ASSURED and conn._in_table:
+            self._unassured.pop(conn, None)
+        return CtResult(conn, ctinfo, d == 1, note=reason)
+
+    def _resolve_normal_ct(self, zone, tup):
+        """resolve_normal_ct(): find the connection or make a new unconfirmed
+        one (init_conntrack); (conn, direction, ctinfo), conn None if the tuple
+        cannot be inverted."""
+        found = self.find(zone, tup)
+        if found is None:
+            repl = tup.invert()
+            if repl is None:
+                return None, 0, None
+            return Conn(zone, tup, repl, self.now), 0, IP_CT_NEW
+        conn, d = found
+        self.stats.found += 1
+        if d == 1:
+            return conn, 1, IP_CT_ESTABLISHED_REPLY
+        if conn.status & IPS_SEEN_REPLY:
+            return conn, 0, IP_CT_ESTABLISHED
+        if conn.status & IPS_EXPECTED:
+            return conn, 0, IP_CT_RELATED
+        return conn, 0, IP_CT_NEW
+
+    # -- helpers the protocol trackers call --------------------------------------------------
+
+    def get_tuplepr(self, data, nhoff, l3num):
+        """nf_ct_get_tuplepr(): the tuple of the (embedded) packet at ``nhoff``;
+        (Tuple, None) or (None, why)."""
+        res, why = get_l4proto(data, nhoff, l3num)
+        if res is None:
+            return None, why
+        tup = get_tuple(data, nhoff, res[0], l3num, res[1])
+        if tup is None:
+            return None, "can't get tuple"
+        return tup, None
+
+    def find(self, zone, tup):
+        """__nf_conntrack_find_get(): (conn, direction) or None; an expired
+        connection met on the way is removed (nf_ct_gc_expired)."""
+        hit = self._hash.get((zone, tup))
+        if hit is None:
+            return None
+        conn = hit[0]
+        if conn.timeout <= self.now:
+            self._remove(conn)
+            return None
+        return hit
+
+    def refresh_acct(self, conn, pkt, direction, extra):
+        """nf_ct_refresh_acct(): new timeout ``extra`` seconds from now (None:
+        accounting only) and count the packet."""
+        if extra is not None and not conn.status & IPS_FIXED_TIMEOUT:
+            self._set_expiry(conn, self.now + extra)
+        c = conn.counters[direction]
+        c[0] += 1
+        c[1] += len(pkt.data)
+
+    def set_timeout(self, conn, seconds):
+        """WRITE_ONCE(ct->timeout, seconds + nfct_time_stamp)."""
+        self._set_expiry(conn, self.now + seconds)
+
+    def expires(self, conn):
+        """nf_ct_expires(): seconds left, 0 if expired."""
+        return max(0, conn.timeout - self.now)
+
+    def kill(self, conn):
+        """nf_ct_kill() / nf_ct_delete(): False if it was already dying."""
+        if conn.status & IPS_DYING:
+            return False
+        if conn._in_table:
+            self._remove(conn)
+        conn.status |= IPS_DYING
+        return True
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def confirm(self, result):
+        """nf_conntrack_confirm(): insert the packet's new connection.
+
+        True if the connection is (now, or already was) confirmed; False if
+        there is none, it is dying, it clashes with another entry, or the
+        table is full and early drop freed nothing (counted as drop and
+        insert_failed).  A UDP clash with an identical entry is resolved by
+        adopting the existing connection into ``result`` (nf_ct_resolve_clash)."""
+        conn = result.conn
+        if conn is None:
+            return False
+        if conn.status & IPS_CONFIRMED:
+            return True
+        self.now = self._clock()
+        if conn.status & IPS_DYING:
+            self.stats.insert_failed += 1
+            return False
+        for d in (0, 1):
+            hit = self.find(conn.zone, conn.tuple[d])
+            if hit is None:
+                continue
+            other = hit[0]
+            if (conn.protonum in _ALLOW_CLASH and other.tuple == conn.tuple
+                    and other.zone == conn.zone):
+                other.counters[0][0] += conn.counters[0][0]
+                other.counters[0][1] += conn.counters[0][1]
+                result.conn = other
+                self.stats.clash_resolve += 1
+                return True
+            self.stats.insert_failed += 1
+            return False
+        if len(self._conns) >= self.max_conns and not self._early_drop():
+            self.stats.insert_failed += 1
+            self.stats.drop += 1
+            return False
+        self._insert(conn)
+        self.stats.insert += 1
+        return True
+
+    def _insert(self, conn):
+        conn.status |= IPS_CONFIRMED
+        conn._in_table = True
+        self._hash[(conn.zone, conn.tuple[0])] = (conn, 0)
+        self._hash[(conn.zone, conn.tuple[1])] = (conn, 1)
+        self._conns[conn] = None
+        if not conn.status & IPS_ASSURED:
+            self._unassured[conn] = None
+        self._zone_count[conn.zone] = self._zone_count.get(conn.zone, 0) + 1
+        conn._heap_key = None
+        self._set_expiry(conn, conn.timeout)
+
+    def _remove(self, conn):
+        """nf_ct_delete(): unlink both directions and mark it dying."""
+        if not conn._in_table:
+            return
+        conn._in_table = False
+        conn.status |= IPS_DYING
+        for d in (0, 1):
+            key = (conn.zone, conn.tuple[d])
+            hit = self._hash.get(key)
+            if hit is not None and hit[0] is conn:
+                del self._hash[key]
+        del self._conns[conn]
+        self._unassured.pop(conn, None)
+        n = self._zone_count[conn.zone] - 1
+        if n:
+            self._zone_count[conn.zone] = n
+        else:
+            del self._zone_count[conn.zone]
+
+    def _early_drop(self):
+        """early_drop(): make room by reaping expired entries or, failing
+        that, deleting the oldest connection that is not ASSURED."""
+        if self.gc(NF_CT_EVICTION_RANGE):
+            return True
+        while self._unassured:
+            conn = next(iter(self._unassured))
+            if conn.status & IPS_ASSURED:
+                del self._unassured[conn]
+                continue
+            self._remove(conn)
+            self.stats.early_drop += 1
+            return True
+        return False
+
+    def _set_expiry(self, conn, when):
+        """Set ct->timeout; keep the heap's key for this conn <= its timeout
+        (a later timeout is found when the old key pops, an earlier one
+        needs a new heap entry)."""
+        conn.timeout = when
+        if not conn._in_table:
+            return
+        if conn._heap_key is None or when < conn._heap_key:
+            conn._heap_key = when
+            self._seq += 1
+            heapq.heappush(self._heap, (when, self._seq, conn))
+            if len(self._heap) > 2 * len(self._conns) + 64:
+                self._rebuild_heap()
+
+    def _rebuild_heap(self):
+        heap = []
+        for conn in self._conns:
+            self._seq += 1
+            conn._heap_key = conn.timeout
+            heap.append((conn.timeout, self._seq, conn))
+        heapq.heapify(heap)
+        self._heap = heap
+
+    def gc(self, budget=64):
+        """gc_worker(): remove up to ``budget`` expired connections, earliest
+        expiry first; returns how many were removed."""
+        self.now = now = self._clock()
+        heap = self._heap
+        removed = 0
+        while heap and removed < budget and heap[0][0] <= now:
+            key, _, conn = heapq.heappop(heap)
+            if not conn._in_table or conn._heap_key != key:
+                continue                            # stale entry
+            if conn.timeout != key:                 # refreshed since: requeue at its expiry
+                self._seq += 1
+                conn._heap_key = conn.timeout
+                heapq.heappush(heap, (conn.timeout, self._seq, conn))
+                continue
+            self._remove(conn)
+            removed += 1
+        return removed
+
+    def get(self, zone, tup):
+        """nf_conntrack_find_get(): the confirmed connection with this tuple
+        (either direction) in ``zone``, or None."""
+        self.now = self._clock()
+        hit = self.find(zone, tup)
+        return hit[0] if hit else None
+
+    def flush(self, zone=None, tuple=None):
+        """nf_ct_iterate_cleanup / ctnetlink delete: remove the connection
+        with ``tuple`` (in ``zone``, default 0), or all connections of
+        ``zone``, or all; returns how many were removed."""
+        self.now = self._clock()
+        if tuple is not None:
+            hit = self.find(0 if zone is None else zone, tuple)
+            if hit is None:
+                return 0
+            self._remove(hit[0])
+            return 1
+        victims = [c for c in self._conns if zone is None or c.zone == zone]
+        for conn in victims:
+            self._remove(conn)
+        if zone is None:
+            self._heap = []
+        return len(victims)
+
+    def count(self, zone):
+        """Confirmed connections in ``zone`` (what a zone limit counts)."""
+        return self._zone_count.get(zone, 0)
+
+    def __len__(self):
+        """nf_conntrack_count(): confirmed connections, expired but not yet
+        reaped ones included."""
+        return len(self._conns)
+
+    def __iter__(self):
+        """A dump (ctnetlink_dump_table): the live confirmed connections;
+        expired ones met on the way are removed."""
+        self.now = now = self._clock()
+        for conn in list(self._conns):
+            if not conn._in_table:
+                continue
+            if conn.timeout <= now:
+                self._remove(conn)
+                continue
+            yield conn
