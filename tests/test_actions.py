@@ -30,6 +30,7 @@ from ovsdp.datapath import checksum as CS  # noqa: E402
 from ovsdp.datapath import flow_hash as FH  # noqa: E402
 from ovsdp.datapath import flow_key as F  # noqa: E402
 from ovsdp.datapath import key_layout as K  # noqa: E402
+from ovsdp.datapath.nf_conntrack import ConnTracker  # noqa: E402
 from ovsdp.datapath.skb import Skb, TunnelInfo  # noqa: E402
 
 Userspace = collections.namedtuple("Userspace", "pid userdata egress_tun_port actions")
@@ -109,6 +110,8 @@ class FakeDP:
         self.flows = {}                 # recirc_id -> ActionList
         self.events = []                # output order across ports
         self.meters = {}
+        self.now = 1000.0
+        self.conntrack = ConnTracker(clock=lambda: self.now)
 
     def upcall(self, skb, key, cmd, portid, userdata=None, actions=None,
                egress_tun_info=None, cutlen=0):
@@ -876,7 +879,7 @@ def test_explicit_drop_reasons():
     assert len(dp.out(2)) == 1
 
 
-@pytest.mark.parametrize("act", [(CT, b""), (PSAMPLE, (1, b""))])
+@pytest.mark.parametrize("act", [(PSAMPLE, (1, b""))])
 def test_unsupported_actions_are_errors(act):
     dp = FakeDP()
     err, _ = run(dp, tcp4(), [act, (OUTPUT, 2)])
@@ -912,11 +915,11 @@ def test_ct_clear():
     dp = FakeDP()
     key = key_of(tcp4()) | K.make(ct_state=0x22, ct_zone=5, ct_mark=9, ct_orig_proto=6)
     skb = Skb(bytes(tcp4()))
-    skb.ct_state = 0x22
+    skb.nfct = object()                 # any connection: ct_clear lets go of it
     run(dp, tcp4(), [(CT_CLEAR, None), (RECIRC, 1)], key=key, skb=skb)
     k = recirc_key(dp)
     assert K.get(k, "ct_state") == K.get(k, "ct_zone") == K.get(k, "ct_mark") == 0
-    assert K.get(k, "ct_orig_proto") == 0 and skb.ct_state == 0
+    assert K.get(k, "ct_orig_proto") == 0 and skb.nfct is None
 
 
 # ----------------------------------------------------- recursion / deferral

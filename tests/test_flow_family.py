@@ -261,7 +261,7 @@ def test_arp_op_over_255_einval(dp):
 @pytest.mark.parametrize("text,err", [
     ("clone(" * 17 + "2" + ")" * 17, errno.EOVERFLOW),
     ("drop,2", errno.EINVAL),
-    ("ct(commit)", errno.EOPNOTSUPP),
+    ("ct(commit,nat(src=10.0.0.1))", errno.EOPNOTSUPP),
     ("psample(group=1)", errno.EOPNOTSUPP),
 ])
 def test_bad_actions(dp, text, err):
@@ -592,3 +592,16 @@ def test_output_longer_than_the_mtu_is_a_tx_error(dp):
     assert fetch(daemon, "out2") == [fits, tagged_fits]
     stats = dpif.vport_get("fdp", name="out2").stats
     assert stats["tx_errors"] == 1 and stats["tx_packets"] == 2
+
+
+def test_ct_actions_install_and_dump_as_the_kernel_puts_them(dp):
+    """ct() without NAT installs; a dump gives its attributes back in
+    ovs_ct_action_to_attr()'s order (commit, zone, mark, labels)."""
+    dpif = dp[0]
+    text = "ct(commit,zone=5,mark=0x1/0xff,label=0x2/0xf),recirc(0x1)"
+    dpif.flow_new("fdp", key(), acts(text))
+    (f,) = dpif.flow_dump("fdp")
+    assert odp.format_actions(f.actions) == text
+    dpif.flow_new("fdp", key(KEY.replace("in_port(1)", "in_port(2)")), acts("ct,2"))
+    texts = sorted(odp.format_actions(f.actions) for f in dpif.flow_dump("fdp"))
+    assert texts[1] == "ct,2", texts            # zone 0 is put, and printed as no zone

@@ -26,8 +26,9 @@ skb->len (TRUNC, CHECK_PKT_LEN, the truncation on output) therefore do not
 count an outer tag here either, so results match the kernel's on the wire.
 
 Errors are positive errno values (0 for success), like the rest of ovsdp.
-CT, PSAMPLE and NSH actions are not supported: executing one is an action
-error (EOPNOTSUPP); validation rejects them before.
+PSAMPLE and NSH actions are not supported: executing one is an action
+error (EOPNOTSUPP); validation rejects them before.  CT is
+:mod:`.conntrack` (NAT, helpers, timeout policies and fragments not yet).
 
 The actions that rewrite headers (set, set_masked, push/pop of VLAN, MPLS
 and Ethernet) and the flow key state are in :mod:`.actions_headers`; this
@@ -45,6 +46,7 @@ from typing import Protocol
 
 from .. import uapi as U
 from . import checksum as CS
+from . import conntrack as CT
 from . import flow_hash as FH
 from . import flow_key as FK
 from . import key_layout as K
@@ -92,6 +94,10 @@ class ActionsDatapath(Protocol):
     def get_upcall_portid(self, cpu):
         """ovs_dp_get_upcall_portid() (per-CPU dispatch)."""
 
+    @property
+    def conntrack(self):
+        """The namespace's connection tracker (nf_conntrack.ConnTracker)."""
+
 
 OVS_RECURSION_LIMIT = 5
 OVS_DEFERRED_ACTION_THRESHOLD = OVS_RECURSION_LIMIT - 2
@@ -130,7 +136,7 @@ A_DEC_TTL = U.OVS_ACTION_ATTR_DEC_TTL
 A_DROP = U.OVS_ACTION_ATTR_DROP
 A_PSAMPLE = U.OVS_ACTION_ATTR_PSAMPLE
 
-_UNSUPPORTED = frozenset((A_CT, A_PSAMPLE, A_PUSH_NSH, A_POP_NSH))
+_UNSUPPORTED = frozenset((A_PSAMPLE, A_PUSH_NSH, A_POP_NSH))
 
 # actions_may_change_flow() (flow_netlink.c): the actions that leave the
 # flow key alone.  A nested list made only of these runs with the caller's
@@ -436,6 +442,12 @@ def _do_execute(dp, skb, kx, acts):
             err = push_eth(skb, kx, arg)
         elif t == A_POP_ETH:
             err = pop_eth(skb, kx)
+        elif t == A_CT:
+            if not kx.valid:
+                # ovs_flow_key_update()
+                kx.k = FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
+                kx.valid = True
+            err = CT.ct_execute(dp.conntrack, skb, kx, arg, layers(skb, kx).network)
         elif t == A_CT_CLEAR:
             err = _ct_clear(skb, kx)
         elif t == A_METER:

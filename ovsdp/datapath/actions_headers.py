@@ -106,10 +106,7 @@ def _clear_hash(skb):
 
 def ct_clear_skb(skb):
     """ovs_ct_clear(skb, NULL): detach the packet's conntrack entry."""
-    skb.ct_state = 0
-    skb.ct_zone = 0
-    skb.ct_mark = 0
-    skb.ct_labels = 0
+    skb.nfct = None
 
 
 def _shift_csum_start(skb, at, delta):

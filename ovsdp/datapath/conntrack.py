@@ -1,17 +1,31 @@
-"""The CT action's attributes, as net/openvswitch/conntrack.c reads them.
+"""The CT action, as net/openvswitch/conntrack.c does it on netfilter's
+conntrack (here :mod:`.nf_conntrack`).
 
-Only the validation of ``ovs_ct_copy_action()`` (``parse_ct``, ``parse_nat``)
-lives here for now: ovsdp does not track connections yet, so a well-formed
-CT action is then refused with EOPNOTSUPP by the caller, and a malformed
-one gets the kernel's errno first.  Sans I/O.
+``parse_ct`` / ``parse_nat`` are ``ovs_ct_copy_action()``'s validation;
+``ct_execute`` is ``ovs_ct_execute()``: the packet through the namespace's
+connection tracker in the action's zone (once per zone: a recirculated
+packet keeps its connection, and one whose connection an upcall lost finds
+it again from what its key says), commit with mark and labels, and the
+flow key's ct_* fields filled as ``ovs_ct_update_key()`` fills them.
+Not yet: NAT, helpers, timeout policies and fragments (the caller refuses
+those actions with EOPNOTSUPP; a fragment is an action error).  Sans I/O.
 """
 
 import errno
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import NetlinkError, iter_attrs, leftover
+from ..netlink.attr import NetlinkError, iter_attrs, leftover, nla
 from . import key_layout as K
+from .nf_conntrack import (
+    IP_CT_ESTABLISHED,
+    IP_CT_ESTABLISHED_REPLY,
+    IP_CT_NEW,
+    IP_CT_RELATED,
+    IP_CT_RELATED_REPLY,
+    IPS_DST_NAT,
+    IPS_SRC_NAT,
+)
 
 NF_CT_HELPER_NAME_LEN = 16
 CTNL_TIMEOUT_NAME_MAX = 32
@@ -68,6 +82,24 @@ class CtInfo:
         self.nat_attrs = {}
         self.eventmask = None
         self.timeout = None
+
+
+def action_to_attrs(info):
+    """ovs_ct_action_to_attr(): a validated CT action's attributes, as a
+    flow dump shows them (NAT is refused before it gets here)."""
+    out = []
+    if info.commit:
+        out.append(nla(U.OVS_CT_ATTR_FORCE_COMMIT if info.force else U.OVS_CT_ATTR_COMMIT))
+    out.append(nla(U.OVS_CT_ATTR_ZONE, struct.pack("=H", info.zone)))
+    if info.mark is not None:
+        out.append(nla(U.OVS_CT_ATTR_MARK, struct.pack("=II", *info.mark)))
+    if info.labels is not None:
+        out.append(nla(U.OVS_CT_ATTR_LABELS, info.labels[0] + info.labels[1]))
+    if info.helper is not None:
+        out.append(nla(U.OVS_CT_ATTR_HELPER, info.helper + b"\0"))
+    if info.eventmask is not None:
+        out.append(nla(U.OVS_CT_ATTR_EVENTMASK, struct.pack("=I", info.eventmask)))
+    return b"".join(out)
 
 
 def _fail(msg, err=errno.EINVAL):
@@ -173,3 +205,144 @@ def _parse_nat(payload, info):
                     "specified.")
     else:
         info.nat = kind
+
+
+# ------------------------------------------------------------------ execution
+_TRK = U.OVS_CS_F_TRACKED
+_NAT_MASK = U.OVS_CS_F_SRC_NAT | U.OVS_CS_F_DST_NAT
+# ovs_ct_get_state()
+_STATE_OF = {
+    IP_CT_ESTABLISHED: _TRK | U.OVS_CS_F_ESTABLISHED,
+    IP_CT_ESTABLISHED_REPLY: _TRK | U.OVS_CS_F_ESTABLISHED | U.OVS_CS_F_REPLY_DIR,
+    IP_CT_RELATED: _TRK | U.OVS_CS_F_RELATED,
+    IP_CT_RELATED_REPLY: _TRK | U.OVS_CS_F_RELATED | U.OVS_CS_F_REPLY_DIR,
+    IP_CT_NEW: _TRK | U.OVS_CS_F_NEW,
+}
+# what __ovs_ct_update_key() always writes; the original-direction addresses and
+# ports only when there is a connection of the packet's family (else they keep
+# what they held, as in the kernel, and ct_orig_proto 0 says they mean nothing)
+_M_CT = K.M_CT_STATE | K.M_CT_ZONE | K.M_CT_MARK | K.M_CT_LABELS | K.M_CT_ORIG_PROTO
+_M_CT_ORIG = K.M_CT_ORIG_TP_SRC | K.M_CT_ORIG_TP_DST | K.M_CT_ORIG_SRC | K.M_CT_ORIG_DST
+_ICMP_OF = {NFPROTO_IPV4: 1, NFPROTO_IPV6: 58}
+_ND_TYPES = (135, 136)                  # NDISC_NEIGHBOUR_SOLICITATION, _ADVERTISEMENT
+
+
+def _is_nd(k):
+    """sw_flow_key_is_nd()."""
+    return ((k >> K.S_ETH_TYPE) & 0xFFFF == K.ETH_P_IPV6 and (k >> K.S_IP_PROTO) & 0xFF == 58
+            and (k >> K.S_TP_DST) & 0xFFFF == 0 and (k >> K.S_TP_SRC) & 0xFFFF in _ND_TYPES)
+
+
+def _put_ct_key(k, state, zone, conn):
+    """__ovs_ct_update_key(): the key ``k`` with the connection's fields."""
+    k &= ~_M_CT
+    k |= state << K.S_CT_STATE | zone << K.S_CT_ZONE
+    if conn is None:
+        return k
+    k |= conn.mark << K.S_CT_MARK | conn.labels << K.S_CT_LABELS
+    orig = conn.tuple[0]
+    eth_type = (k >> K.S_ETH_TYPE) & 0xFFFF
+    if not ((eth_type == K.ETH_P_IP and orig.l3num == NFPROTO_IPV4)
+            or (eth_type == K.ETH_P_IPV6 and orig.l3num == NFPROTO_IPV6 and not _is_nd(k))):
+        return k                        # ct_orig_proto 0: no original-direction fields
+    if orig.protonum == _ICMP_OF[orig.l3num]:
+        tp_src, tp_dst = orig.icmp_type, orig.icmp_code
+    else:
+        tp_src, tp_dst = orig.sport, orig.dport
+    return (k & ~_M_CT_ORIG | orig.protonum << K.S_CT_ORIG_PROTO | orig.src << K.S_CT_ORIG_SRC
+            | orig.dst << K.S_CT_ORIG_DST | tp_src << K.S_CT_ORIG_TP_SRC
+            | tp_dst << K.S_CT_ORIG_TP_DST)
+
+
+def update_key(skb, kx, zone, post_ct, keep_nat_flags):
+    """ovs_ct_update_key(): the key's ct_* fields from the skb's connection."""
+    nf = skb.nfct
+    conn = None
+    if nf is not None:
+        conn = nf.conn
+        state = _STATE_OF.get(nf.ctinfo, _TRK)
+        if not conn.confirmed:
+            state |= U.OVS_CS_F_NEW         # all unconfirmed entries are new
+        if keep_nat_flags:
+            state |= (kx.k >> K.S_CT_STATE) & _NAT_MASK
+        else:
+            if conn.status & IPS_SRC_NAT:
+                state |= U.OVS_CS_F_SRC_NAT
+            if conn.status & IPS_DST_NAT:
+                state |= U.OVS_CS_F_DST_NAT
+        zone = conn.zone
+    elif post_ct:
+        state = _TRK | U.OVS_CS_F_INVALID
+    else:
+        state = zone = 0
+    kx.k = _put_ct_key(kx.k, state, zone, conn)
+
+
+def _nfct_cached(tracker, skb, kx, info, l3):
+    """skb_nfct_cached(): whether the skb's connection (or the one an upcall
+    lost, found again from the key) is this action's; a forced commit of a
+    reply-direction packet drops the connection instead."""
+    nf = skb.nfct
+    executed = True
+    if nf is None:
+        state = (kx.k >> K.S_CT_STATE) & 0xFF
+        executed = bool(state & _TRK and not state & U.OVS_CS_F_INVALID
+                        and (kx.k >> K.S_CT_ZONE) & 0xFFFF == info.zone)
+        if executed or (not state and info.force):
+            nf = skb.nfct = tracker.find_existing(l3, info.family, info.zone,
+                                                  bool(state & _NAT_MASK))
+        if nf is None:
+            return False
+    if nf.conn.zone != info.zone:
+        return False
+    if info.force and nf.reply:
+        if nf.conn.confirmed:
+            tracker.kill(nf.conn)
+        skb.nfct = None
+        return False
+    return executed
+
+
+def _lookup(tracker, skb, kx, info, l3):
+    """__ovs_ct_lookup() (without NAT and helpers)."""
+    if not _nfct_cached(tracker, skb, kx, info, l3):
+        res = tracker.process(l3, info.family, info.zone)
+        skb.nfct = res if res.conn is not None else None
+        kx.k &= ~K.M_CT_STATE
+        update_key(skb, kx, info.zone, True, True)
+
+
+def _commit(tracker, skb, kx, info):
+    """ovs_ct_commit() after the lookup: mark and labels, then confirm."""
+    nf = skb.nfct
+    if nf is None:
+        return 0                        # an invalid packet: nothing to commit
+    conn = nf.conn
+    if info.mark is not None:           # ovs_ct_set_mark()
+        value, mask = info.mark
+        new = value | (conn.mark & ~mask & 0xFFFFFFFF)
+        if new != conn.mark:
+            conn.mark = new
+            kx.put(K.M_CT_MARK, K.S_CT_MARK, new)
+    if info.labels is not None:         # ovs_ct_init_labels() / ovs_ct_set_labels()
+        value, mask = (int.from_bytes(b, "big") for b in info.labels)
+        conn.labels = (conn.labels & ~mask) | (value & mask)
+        kx.put(K.M_CT_LABELS, K.S_CT_LABELS, conn.labels)
+    if not tracker.confirm(nf):
+        return errno.EINVAL
+    return 0
+
+
+def ct_execute(tracker, skb, kx, info, nh):
+    """ovs_ct_execute(): 0 or an errno (the packet is then dropped).
+
+    ``nh`` is the network header's offset in ``skb.data``; the key must be
+    current (the caller updates an invalid one first)."""
+    if (kx.k >> K.S_IP_FRAG) & 0xFF != U.OVS_FRAG_TYPE_NONE:
+        return errno.EOPNOTSUPP         # handle_fragments(): no reassembly yet
+    l3 = bytes(skb.data[nh:])
+    _lookup(tracker, skb, kx, info, l3)
+    if info.commit:
+        return _commit(tracker, skb, kx, info)
+    return 0
+

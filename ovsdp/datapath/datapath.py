@@ -97,6 +97,11 @@ class Datapath:
         return b"".join(parts)
 
     # --------------------------------------------------------- packet path
+    @property
+    def conntrack(self):
+        """The connection tracker of the datapath's namespace (netns_ct)."""
+        return self.net.conntrack
+
     def receive(self, data, vport, vnet=None, meta=None):
         """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
 

@@ -551,10 +551,15 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
             out.append((t, _copy_sample(p, key, st, log, depth)))
         elif t == A.OVS_ACTION_ATTR_CT:
             try:
-                conntrack.parse_ct(p, _get(key, "eth_type"))   # malformed: the kernel's errno
+                info = conntrack.parse_ct(p, _get(key, "eth_type"))   # the kernel's errno
             except NetlinkError as e:
                 raise _err(log, e.msg, e.errno) from None
-            raise _not_implemented(t, log)
+            missing = [what for what, v in (("NAT", info.nat), ("helpers", info.helper),
+                                            ("timeout policies", info.timeout)) if v]
+            if missing:
+                raise _err(log, f"ovsdp's conntrack has no {' or '.join(missing)} yet",
+                           errno.EOPNOTSUPP)
+            out.append((t, info))
         elif t == A.OVS_ACTION_ATTR_CT_CLEAR:
             out.append((t, None))
         elif t == A.OVS_ACTION_ATTR_PUSH_ETH:
@@ -688,6 +693,8 @@ def put_actions(acts):
                 nla_nest(U.OVS_CHECK_PKT_LEN_ATTR_ACTIONS_IF_LESS_EQUAL, put_actions(le))))
         elif t == U.OVS_ACTION_ATTR_DEC_TTL:
             out.append(nla_nest(t, nla_nest(U.OVS_DEC_TTL_ATTR_ACTION, put_actions(arg))))
+        elif t == U.OVS_ACTION_ATTR_CT:
+            out.append(nla_nest(t, conntrack.action_to_attrs(arg)))
         else:
             raise ValueError(f"cannot put action type {t}")
     return b"".join(out)

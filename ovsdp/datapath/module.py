@@ -19,12 +19,14 @@ import contextlib
 import errno
 import itertools
 import logging
+import time
 
 from .. import uapi as U
 from ..netlink.attr import NetlinkError
 from ..netlink.genl import GenlCore
 from .datapath import Datapath
 from .families import vport as vport_family
+from .nf_conntrack import ConnTracker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class OvsNet:
         self.vports_by_name = {}         # ovs_vport_locate(net, name)
         self.ifindex_vports = {}         # ifindex -> internal Vport (get_dp)
         self.peers = {}                  # netlink port id -> Peer
+        self.conntrack = ConnTracker(clock=time.monotonic)    # the namespace's conntrack
         self.closed = False
 
     def __repr__(self):

@@ -605,6 +605,34 @@ class ConnTracker:
         hit = self.find(zone, tup)
         return hit[0] if hit else None
 
+    def find_existing(self, l3, family, zone, natted=False):
+        """ovs_ct_find_existing() (net/openvswitch/conntrack.c): the packet's
+        confirmed connection without touching its state or counters, as a
+        CtResult (ovs_ct_get_info() for ctinfo), or None.  ``natted``: the
+        packet was translated, so its tuple is looked up inverted."""
+        self.now = self._clock()
+        pkt, _why = parse_l3(l3, family)
+        if pkt is None:
+            return None
+        tup = get_tuple(pkt.data, 0, pkt.dataoff, family, pkt.protonum)
+        if tup is not None and natted:
+            tup = tup.invert()
+        hit = self.find(zone, tup) if tup is not None else None
+        if hit is None:
+            return None
+        conn, d = hit
+        if natted:
+            d = 1 - d
+        if d == 1:
+            ctinfo = IP_CT_ESTABLISHED_REPLY
+        elif conn.status & IPS_SEEN_REPLY:
+            ctinfo = IP_CT_ESTABLISHED
+        elif conn.status & IPS_EXPECTED:
+            ctinfo = IP_CT_RELATED
+        else:
+            ctinfo = IP_CT_NEW
+        return CtResult(conn, ctinfo, d == 1)
+
     def flush(self, zone=None, tuple=None):
         """nf_ct_iterate_cleanup / ctnetlink delete: remove the connection
         with ``tuple`` (in ``zone``, default 0), or all connections of

@@ -33,8 +33,8 @@ class Skb:
     """
 
     __slots__ = ("data", "input_vport", "priority", "mark", "hash", "l4_hash",
-                 "sw_hash", "mru", "cutlen", "tun_info", "ct_state", "ct_zone",
-                 "ct_mark", "ct_labels", "csum_partial", "upcall_pid")
+                 "sw_hash", "mru", "cutlen", "tun_info", "nfct", "csum_partial",
+                 "upcall_pid")
 
     def __init__(self, data, input_vport=None, priority=0, mark=0):
         self.data = data
@@ -47,10 +47,7 @@ class Skb:
         self.mru = 0
         self.cutlen = 0          # bytes to cut on output (trunc action)
         self.tun_info = None     # egress TunnelInfo
-        self.ct_state = 0
-        self.ct_zone = 0
-        self.ct_mark = 0
-        self.ct_labels = 0
+        self.nfct = None         # skb->_nfct: the conntrack CtResult (connection, ctinfo)
         self.csum_partial = None  # (csum_start, csum_offset) when the L4 checksum is partial
         self.upcall_pid = 0       # OVS_PACKET_ATTR_UPCALL_PID of an EXECUTE
 
@@ -65,10 +62,7 @@ class Skb:
         c.mru = self.mru
         c.cutlen = self.cutlen
         c.tun_info = self.tun_info
-        c.ct_state = self.ct_state
-        c.ct_zone = self.ct_zone
-        c.ct_mark = self.ct_mark
-        c.ct_labels = self.ct_labels
+        c.nfct = self.nfct
         c.csum_partial = self.csum_partial
         c.upcall_pid = self.upcall_pid
         return c
