@@ -157,3 +157,24 @@ def test_key_of_the_recirculation_matches_a_fresh_extraction_outside_ct():
                | K.M_CT_ORIG_SRC | K.M_CT_ORIG_DST | K.M_CT_ORIG_TP_SRC | K.M_CT_ORIG_TP_DST
                | K.M_RECIRC_ID)
     assert k & ~ct_bits == plain & ~ct_bits
+
+
+def test_the_daemon_collects_expired_connections_on_its_timer(daemon):
+    """Every CT_GC_INTERVAL the daemon's loop removes expired connections
+    (gc_worker), without a packet having to meet them."""
+    import time
+
+    from ovsdp.server import daemon as D
+
+    def setup():
+        tr = daemon.module.init_net.conntrack
+        res = tr.process(udp()[14:], 2, 0)
+        assert tr.confirm(res)
+        tr.set_timeout(res.conn, -1)                     # long expired
+        return tr
+
+    tr = daemon.call(setup)
+    deadline = time.monotonic() + 3 * D.CT_GC_INTERVAL + 2
+    while daemon.call(tr.__len__) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.call(tr.__len__) == 0

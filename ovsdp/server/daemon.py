@@ -15,6 +15,8 @@ from .netns import Namespaces
 from .transport import Server
 
 log = logging.getLogger(__name__)
+CT_GC_INTERVAL = 1.0            # seconds between conntrack garbage collections
+CT_GC_BUDGET = 4096             # expired connections removed per namespace and turn
 
 
 def socket_path(path=None):
@@ -34,6 +36,7 @@ class Daemon:
         self._watch(self.module.init_net)
         self.server = Server(self.module, self.loop, self.path, group, self.namespaces)
         self.loop.call_every(REBALANCE_INTERVAL_MS / 1000, self._rebalance)
+        self.loop.call_every(CT_GC_INTERVAL, self._ct_gc)
 
     def _watch(self, net):
         """netdev ports whose device is deleted are detached (dp_notify),
@@ -49,6 +52,12 @@ class Daemon:
         w = self.linkwatches.pop(net, None)
         if w is not None:
             w.close()
+
+    def _ct_gc(self):
+        """gc_worker(): each namespace's expired connections, a bounded number
+        per turn (lookups meeting an expired one remove it too)."""
+        for net in list(self.module.nets.values()):
+            net.conntrack.gc(CT_GC_BUDGET)
 
     def _rebalance(self):
         for dp in self.module.datapaths:
