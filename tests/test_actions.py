@@ -30,6 +30,7 @@ from ovsdp.datapath import checksum as CS  # noqa: E402
 from ovsdp.datapath import flow_hash as FH  # noqa: E402
 from ovsdp.datapath import flow_key as F  # noqa: E402
 from ovsdp.datapath import key_layout as K  # noqa: E402
+from ovsdp.datapath.ip_defrag import Defrag  # noqa: E402
 from ovsdp.datapath.nf_conntrack import ConnTracker  # noqa: E402
 from ovsdp.datapath.skb import Skb, TunnelInfo  # noqa: E402
 
@@ -112,6 +113,7 @@ class FakeDP:
         self.meters = {}
         self.now = 1000.0
         self.conntrack = ConnTracker(clock=lambda: self.now)
+        self.defrag = Defrag(clock=lambda: self.now)
 
     def upcall(self, skb, key, cmd, portid, userdata=None, actions=None,
                egress_tun_info=None, cutlen=0):

@@ -261,7 +261,7 @@ def test_arp_op_over_255_einval(dp):
 @pytest.mark.parametrize("text,err", [
     ("clone(" * 17 + "2" + ")" * 17, errno.EOVERFLOW),
     ("drop,2", errno.EINVAL),
-    ("ct(commit,nat(src=10.0.0.1))", errno.EOPNOTSUPP),
+    ("ct(commit,helper=ftp)", errno.EOPNOTSUPP),
     ("psample(group=1)", errno.EOPNOTSUPP),
 ])
 def test_bad_actions(dp, text, err):
@@ -605,3 +605,17 @@ def test_ct_actions_install_and_dump_as_the_kernel_puts_them(dp):
     dpif.flow_new("fdp", key(KEY.replace("in_port(1)", "in_port(2)")), acts("ct,2"))
     texts = sorted(odp.format_actions(f.actions) for f in dpif.flow_dump("fdp"))
     assert texts[1] == "ct,2", texts            # zone 0 is put, and printed as no zone
+
+
+@pytest.mark.parametrize("text", [
+    "ct(commit,nat(src=10.0.0.1-10.0.0.9:1000-2000,persistent,random)),recirc(0x2)",
+    "ct(commit,zone=3,nat(dst=10.0.0.5:80)),recirc(0x2)",
+    "ct(nat),recirc(0x2)",
+])
+def test_ct_nat_installs_and_dumps_as_given(dp, text):
+    """ct(nat(...)) installs (ovs_ct_copy_action) and a dump gives back the
+    same text (ovs_ct_nat_to_attr())."""
+    dpif = dp[0]
+    dpif.flow_new("fdp", key(), acts(text))
+    (f,) = dpif.flow_dump("fdp")
+    assert odp.format_actions(f.actions) == text

@@ -37,13 +37,17 @@ def daemon_main(argv):
                    help="keep internal ports in memory instead of creating TAP devices")
     p.add_argument("--group", help="group whose members may change the datapath through the "
                                    "control socket (mode 0660 instead of 0600)")
+    p.add_argument("--no-local-conntrack", action="store_true",
+                   help="leave what the host stack sends and receives on internal ports "
+                        "untracked (as a kernel host without netfilter conntrack hooks)")
     p.add_argument("-v", "--verbose", action="count", default=1,
                    help="more logging (repeat for debug)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     from ..server import daemon
     try:
-        return daemon.main(args.socket, real_devices=not args.no_devices, group=args.group)
+        return daemon.main(args.socket, real_devices=not args.no_devices, group=args.group,
+                           local_conntrack=not args.no_local_conntrack)
     except OSError as e:
         print(f"ovsdp daemon: {e}", file=sys.stderr)
         return 1

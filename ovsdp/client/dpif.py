@@ -450,6 +450,35 @@ class Dpif:
                       nla_u32(U.OVS_METER_ATTR_ID, meter_id))[0]
         return MeterStats.from_msg(m)
 
+    # -------------------------------------------------- conntrack zone limits
+    @staticmethod
+    def _zone_limits(entries):
+        """OVS_CT_LIMIT_ATTR_ZONE_LIMIT of [(zone_id, limit)] (zone -1: the default)."""
+        return nla(U.OVS_CT_LIMIT_ATTR_ZONE_LIMIT,
+                   b"".join(U.OVS_ZONE_LIMIT.pack(z, lim, 0) for z, lim in entries))
+
+    def ct_set_limits(self, limits, dp=0):
+        """OVS_CT_LIMIT_CMD_SET of [(zone_id, limit)]; -1 is the default limit."""
+        self._req(U.OVS_CT_LIMIT_FAMILY, U.OVS_CT_LIMIT_CMD_SET, dp,
+                  self._zone_limits(limits), U.NLM_F_ECHO)
+
+    def ct_del_limits(self, zones, dp=0):
+        """OVS_CT_LIMIT_CMD_DEL of zone ids; -1 sets the default back to 0
+        (unlimited).  No zones: no attribute (as dpif-netlink; EINVAL)."""
+        zones = list(zones)
+        attrs = self._zone_limits((z, 0) for z in zones) if zones else b""
+        self._req(U.OVS_CT_LIMIT_FAMILY, U.OVS_CT_LIMIT_CMD_DEL, dp, attrs, U.NLM_F_ECHO)
+
+    def ct_get_limits(self, zones=None, dp=0):
+        """OVS_CT_LIMIT_CMD_GET: [(zone_id, limit, count)] of ``zones`` (None: the
+        default and every zone with a limit of its own), in the reply's order."""
+        attrs = b"" if zones is None else self._zone_limits((z, 0) for z in zones)
+        m = self._req(U.OVS_CT_LIMIT_FAMILY, U.OVS_CT_LIMIT_CMD_GET, dp, attrs,
+                      U.NLM_F_ECHO)[0]
+        p = m.attrs.get(U.OVS_CT_LIMIT_ATTR_ZONE_LIMIT, b"")
+        n = len(p) // U.OVS_ZONE_LIMIT.size
+        return [U.OVS_ZONE_LIMIT.unpack_from(p, i * U.OVS_ZONE_LIMIT.size) for i in range(n)]
+
     # ------------------------------------------------------------- packets
     def execute(self, dp, packet, key, actions, mru=None, hash=None, upcall_pid=None,
                 probe=False):

@@ -28,7 +28,10 @@ count an outer tag here either, so results match the kernel's on the wire.
 Errors are positive errno values (0 for success), like the rest of ovsdp.
 PSAMPLE and NSH actions are not supported: executing one is an action
 error (EOPNOTSUPP); validation rejects them before.  CT is
-:mod:`.conntrack` (NAT, helpers, timeout policies and fragments not yet).
+:mod:`.conntrack` (helpers and timeout policies not yet); a fragment is
+reassembled first (:mod:`.ip_defrag`: one kept for later ends the list
+quietly, as -EINPROGRESS does) and output refragments a reassembled
+packet to its MRU (:mod:`.ip_fragment`).
 
 The actions that rewrite headers (set, set_masked, push/pop of VLAN, MPLS
 and Ethernet) and the flow key state are in :mod:`.actions_headers`; this
@@ -49,6 +52,7 @@ from . import checksum as CS
 from . import conntrack as CT
 from . import flow_hash as FH
 from . import flow_key as FK
+from . import ip_fragment as IPF
 from . import key_layout as K
 from .actions_headers import (
     ETH_HLEN,
@@ -97,6 +101,10 @@ class ActionsDatapath(Protocol):
     @property
     def conntrack(self):
         """The namespace's connection tracker (nf_conntrack.ConnTracker)."""
+
+    @property
+    def defrag(self):
+        """The namespace's fragment queues (ip_defrag.Defrag)."""
 
 
 OVS_RECURSION_LIMIT = 5
@@ -174,23 +182,29 @@ def _do_output(dp, skb, port, kx):
         # (ETH_HLEN: the hard_header_len of every ovsdp port type.)
         if mru > getattr(vport, "mtu", mru):
             return      # kfree_skb(SKB_DROP_REASON_PKT_TOO_BIG)
-        # ovs_fragment(): its checks; ovsdp does not fragment, an IP packet
-        # goes to the port as it is (which drops it when above the MTU).
-        if layers(skb, kx).network > MAX_L2_LEN:
+        # ovs_fragment(): its checks, then the fragments (ip_fragment.py)
+        nh = layers(skb, kx).network
+        if nh > MAX_L2_LEN:
             dp.drop(skb, U.OVS_DROP_FRAG_L2_TOO_LONG)
             return
-        if (kx.k >> K.S_ETH_TYPE) & 0xFFFF not in (K.ETH_P_IP, K.ETH_P_IPV6):
+        eth_type = (kx.k >> K.S_ETH_TYPE) & 0xFFFF
+        if eth_type not in (K.ETH_P_IP, K.ETH_P_IPV6):
             dp.drop(skb, U.OVS_DROP_FRAG_INVALID_PROTO)
             return
-    if type(data) is not bytes:
-        data = bytes(data)
-    l3 = (kx.k >> K.S_ETH_TYPE) & 0xFFFF if no_eth else 0      # skb->protocol
-    if vport.tunnel:
-        vport.output(data, l3=l3, tun_info=skb.tun_info)
-    elif no_eth:
-        vport.output(data, l3=l3)
+        frames = IPF.ovs_fragment(data, nh, eth_type, mru, skb.frag_id, skb.csum_partial)
+        if type(frames) is int:
+            dp.drop(skb, "frag_failed")             # kfree_skb(): not an OVS reason
+            return
     else:
-        vport.output(data)
+        frames = (data if type(data) is bytes else bytes(data),)
+    l3 = (kx.k >> K.S_ETH_TYPE) & 0xFFFF if no_eth else 0      # skb->protocol
+    for data in frames:
+        if vport.tunnel:
+            vport.output(data, l3=l3, tun_info=skb.tun_info)
+        elif no_eth:
+            vport.output(data, l3=l3)
+        else:
+            vport.output(data)
 
 
 def _output_userspace(dp, skb, kx, us, acts):
@@ -447,7 +461,9 @@ def _do_execute(dp, skb, kx, acts):
                 # ovs_flow_key_update()
                 kx.k = FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
                 kx.valid = True
-            err = CT.ct_execute(dp.conntrack, skb, kx, arg, layers(skb, kx).network)
+            err = CT.ct_execute(dp.conntrack, skb, kx, arg, layers(skb, kx).network, dp.defrag)
+            if err == errno.EINPROGRESS:
+                return 0            # a fragment kept for reassembly: not a drop
         elif t == A_CT_CLEAR:
             err = _ct_clear(skb, kx)
         elif t == A_METER:

@@ -138,33 +138,6 @@ def _put16(d, off, v):
     d[off + 1] = v & 0xFF
 
 
-_CRC32C_TABLE = None
-
-
-def _crc32c(data):
-    global _CRC32C_TABLE
-    t = _CRC32C_TABLE
-    if t is None:
-        t = []
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            t.append(c)
-        _CRC32C_TABLE = t
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def sctp_compute_cksum(d, off):
-    """sctp_compute_cksum(): CRC32c of the SCTP packet at ``off`` with a zero
-    checksum field, as the 4 bytes stored in the header (little endian)."""
-    crc = _crc32c(bytes(d[off:off + 8]) + b"\0\0\0\0" + bytes(d[off + 12:]))
-    return crc.to_bytes(4, "little")
-
-
 # ---------------------------------------------------------------- set actions
 def _masked(old, key, mask):
     """OVS_MASKED(): the key's bits where the mask is set."""
@@ -420,10 +393,10 @@ def _set_sctp(skb, kx, value, mask):
     ksrc, kdst = _TP.unpack(value)
     msrc, mdst = _TP.unpack(mask)
     old_csum = bytes(d[th + 8:th + 12])
-    old_correct = sctp_compute_cksum(d, th)
+    old_correct = CS.sctp_compute_cksum(d, th)
     _put16(d, th, _masked(_get16(d, th), ksrc, msrc) & 0xFFFF)
     _put16(d, th + 2, _masked(_get16(d, th + 2), kdst, mdst) & 0xFFFF)
-    new_csum = sctp_compute_cksum(d, th)
+    new_csum = CS.sctp_compute_cksum(d, th)
     # Carry any checksum error through.
     x = (int.from_bytes(old_csum, "big") ^ int.from_bytes(old_correct, "big")
          ^ int.from_bytes(new_csum, "big"))

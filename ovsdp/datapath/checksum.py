@@ -3,7 +3,8 @@
 Whole sums (:func:`csum16`, :func:`fold_add`, :func:`inet_csum`) and the
 kernel's incremental updates of a checksum field in a packet buffer
 (:func:`csum_replace2`, :func:`csum_replace4`, :func:`inet_proto_csum_replace`),
-which write the field in place as the kernel's take a pointer to it.
+which write the field in place as the kernel's take a pointer to it;
+and SCTP's CRC32c (:func:`sctp_compute_cksum`).
 Values are host integers; fields are big endian in the buffer.
 """
 
@@ -91,3 +92,31 @@ def inet_proto_csum_replace(d, off, old, new, nwords, partial, pseudohdr):
     else:
         return
     _put16(d, off, r)
+
+
+_CRC32C_TABLE = None
+
+
+def crc32c(data):
+    """CRC32c (Castagnoli), as crc32c() of lib/crc32c.c."""
+    global _CRC32C_TABLE
+    t = _CRC32C_TABLE
+    if t is None:
+        t = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            t.append(c)
+        _CRC32C_TABLE = t
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def sctp_compute_cksum(d, off):
+    """sctp_compute_cksum(): CRC32c of the SCTP packet at ``off`` with a zero
+    checksum field, as the 4 bytes stored in the header (little endian)."""
+    crc = crc32c(bytes(d[off:off + 8]) + b"\0\0\0\0" + bytes(d[off + 12:]))
+    return crc.to_bytes(4, "little")

@@ -7,16 +7,22 @@ connection tracker in the action's zone (once per zone: a recirculated
 packet keeps its connection, and one whose connection an upcall lost finds
 it again from what its key says), commit with mark and labels, and the
 flow key's ct_* fields filled as ``ovs_ct_update_key()`` fills them.
-Not yet: NAT, helpers, timeout policies and fragments (the caller refuses
-those actions with EOPNOTSUPP; a fragment is an action error).  Sans I/O.
+NAT is ``ovs_ct_nat()`` on :mod:`.nf_nat_ovs`, done once per packet and
+zone (the key's snat/dnat bits say it was), for a new connection only when
+it is committed.  Not yet: helpers and timeout policies (the caller refuses
+those actions with EOPNOTSUPP).  Sans I/O.
 """
 
 import errno
+import logging
 import struct
 
 from .. import uapi as U
 from ..netlink.attr import NetlinkError, iter_attrs, leftover, nla
 from . import key_layout as K
+from . import nf_nat_core as NAT
+from .families.ct_limit import net_ratelimit
+from .ip_defrag import ct_handle_fragments
 from .nf_conntrack import (
     IP_CT_ESTABLISHED,
     IP_CT_ESTABLISHED_REPLY,
@@ -25,7 +31,11 @@ from .nf_conntrack import (
     IP_CT_RELATED_REPLY,
     IPS_DST_NAT,
     IPS_SRC_NAT,
+    get_l4proto,
 )
+from .nf_nat_ovs import BIT_DST, BIT_SRC, ct_nat
+
+log = logging.getLogger(__name__)
 
 NF_CT_HELPER_NAME_LEN = 16
 CTNL_TIMEOUT_NAME_MAX = 32
@@ -59,17 +69,27 @@ _NAT_LENS = {
     U.OVS_NAT_ATTR_PROTO_HASH: (0, 0),
     U.OVS_NAT_ATTR_PROTO_RANDOM: (0, 0),
 }
-# attributes that set a flag of the NAT range (nf_nat_range2.flags)
-_NAT_RANGE_FLAGS = {U.OVS_NAT_ATTR_IP_MIN, U.OVS_NAT_ATTR_IP_MAX, U.OVS_NAT_ATTR_PROTO_MIN,
-                    U.OVS_NAT_ATTR_PROTO_MAX, U.OVS_NAT_ATTR_PERSISTENT,
-                    U.OVS_NAT_ATTR_PROTO_HASH, U.OVS_NAT_ATTR_PROTO_RANDOM}
+# the flag of the NAT range (nf_nat_range2.flags) each attribute sets
+_NAT_RANGE_FLAGS = {
+    U.OVS_NAT_ATTR_IP_MIN: NAT.NF_NAT_RANGE_MAP_IPS,
+    U.OVS_NAT_ATTR_IP_MAX: NAT.NF_NAT_RANGE_MAP_IPS,
+    U.OVS_NAT_ATTR_PROTO_MIN: NAT.NF_NAT_RANGE_PROTO_SPECIFIED,
+    U.OVS_NAT_ATTR_PROTO_MAX: NAT.NF_NAT_RANGE_PROTO_SPECIFIED,
+    U.OVS_NAT_ATTR_PERSISTENT: NAT.NF_NAT_RANGE_PERSISTENT,
+    U.OVS_NAT_ATTR_PROTO_HASH: NAT.NF_NAT_RANGE_PROTO_RANDOM,
+    U.OVS_NAT_ATTR_PROTO_RANDOM: NAT.NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+}
+# ovs_ct_nat_to_attr(): the flag attributes, in the order a dump gives them
+_NAT_FLAG_ATTRS = ((NAT.NF_NAT_RANGE_PERSISTENT, U.OVS_NAT_ATTR_PERSISTENT),
+                   (NAT.NF_NAT_RANGE_PROTO_RANDOM, U.OVS_NAT_ATTR_PROTO_HASH),
+                   (NAT.NF_NAT_RANGE_PROTO_RANDOM_FULLY, U.OVS_NAT_ATTR_PROTO_RANDOM))
 
 
 class CtInfo:
     """What parse_ct() takes out of the attributes (struct ovs_conntrack_info)."""
 
     __slots__ = ("family", "commit", "force", "zone", "mark", "labels", "helper", "nat",
-                 "nat_attrs", "eventmask", "timeout")
+                 "range", "eventmask", "timeout")
 
     def __init__(self, family):
         self.family = family
@@ -79,14 +99,14 @@ class CtInfo:
         self.labels = None           # (value bytes, mask bytes)
         self.helper = None
         self.nat = None              # None, "nat" (existing connections), "src" or "dst"
-        self.nat_attrs = {}
+        self.range = NAT.NatRange()  # nf_nat_range2
         self.eventmask = None
         self.timeout = None
 
 
 def action_to_attrs(info):
     """ovs_ct_action_to_attr(): a validated CT action's attributes, as a
-    flow dump shows them (NAT is refused before it gets here)."""
+    flow dump shows them."""
     out = []
     if info.commit:
         out.append(nla(U.OVS_CT_ATTR_FORCE_COMMIT if info.force else U.OVS_CT_ATTR_COMMIT))
@@ -99,6 +119,34 @@ def action_to_attrs(info):
         out.append(nla(U.OVS_CT_ATTR_HELPER, info.helper + b"\0"))
     if info.eventmask is not None:
         out.append(nla(U.OVS_CT_ATTR_EVENTMASK, struct.pack("=I", info.eventmask)))
+    if info.timeout is not None:
+        out.append(nla(U.OVS_CT_ATTR_TIMEOUT, info.timeout + b"\0"))
+    if info.nat is not None:
+        out.append(nla(U.OVS_CT_ATTR_NAT, _nat_to_attrs(info)))
+    return b"".join(out)
+
+
+def _nat_to_attrs(info):
+    """ovs_ct_nat_to_attr()."""
+    if info.nat == "src":
+        out = [nla(U.OVS_NAT_ATTR_SRC)]
+    elif info.nat == "dst":
+        out = [nla(U.OVS_NAT_ATTR_DST)]
+    else:
+        return b""
+    r = info.range
+    if r.flags & NAT.NF_NAT_RANGE_MAP_IPS:
+        n = 16 if info.family == NFPROTO_IPV6 else 4
+        out.append(nla(U.OVS_NAT_ATTR_IP_MIN, r.min_addr.to_bytes(n, "big")))
+        if r.max_addr != r.min_addr:
+            out.append(nla(U.OVS_NAT_ATTR_IP_MAX, r.max_addr.to_bytes(n, "big")))
+    if r.flags & NAT.NF_NAT_RANGE_PROTO_SPECIFIED:
+        out.append(nla(U.OVS_NAT_ATTR_PROTO_MIN, struct.pack("=H", r.min_proto)))
+        if r.max_proto != r.min_proto:
+            out.append(nla(U.OVS_NAT_ATTR_PROTO_MAX, struct.pack("=H", r.max_proto)))
+    for flag, attr in _NAT_FLAG_ATTRS:
+        if r.flags & flag:
+            out.append(nla(attr))
     return b"".join(out)
 
 
@@ -175,7 +223,8 @@ def _parse_nat(payload, info):
     """parse_nat(): one of SRC or DST, a range, flags only with a type, after COMMIT."""
     v6 = info.family == NFPROTO_IPV6
     kind = None
-    flags = False
+    r = info.range
+    have_ip_max = have_proto_max = False
     for raw, p, _off in iter_attrs(payload):
         t = raw & U.NLA_TYPE_MASK
         if t > U.OVS_NAT_ATTR_MAX:
@@ -188,15 +237,22 @@ def _parse_nat(payload, info):
                 raise _fail("Only one type of NAT may be specified", errno.ERANGE)
             kind = "src" if t == U.OVS_NAT_ATTR_SRC else "dst"
         elif t in _NAT_RANGE_FLAGS:
-            flags = True
-            info.nat_attrs[t] = bytes(p)
+            r.flags |= _NAT_RANGE_FLAGS[t]
+            if t == U.OVS_NAT_ATTR_IP_MIN:
+                r.min_addr = int.from_bytes(p, "big")
+            elif t == U.OVS_NAT_ATTR_IP_MAX:
+                r.max_addr, have_ip_max = int.from_bytes(p, "big"), True
+            elif t == U.OVS_NAT_ATTR_PROTO_MIN:
+                r.min_proto = struct.unpack("=H", p)[0]
+            elif t == U.OVS_NAT_ATTR_PROTO_MAX:
+                r.max_proto, have_proto_max = struct.unpack("=H", p)[0], True
         else:
             raise _fail(f"Unknown nat attribute ({t})")
     rem = leftover(payload)
     if rem > 0:
         raise _fail(f"NAT attribute has {rem} unknown bytes")
     if kind is None:
-        if flags:
+        if r.flags:
             raise _fail("NAT flags may be given only when NAT range (SRC or DST) is also "
                         "specified.")
         info.nat = "nat"             # NAT existing connections
@@ -205,6 +261,10 @@ def _parse_nat(payload, info):
                     "specified.")
     else:
         info.nat = kind
+    if r.flags & NAT.NF_NAT_RANGE_MAP_IPS and not have_ip_max:
+        r.max_addr = r.min_addr           # a missing IP_MAX is the minimum
+    if r.flags & NAT.NF_NAT_RANGE_PROTO_SPECIFIED and not have_proto_max:
+        r.max_proto = r.min_proto
 
 
 # ------------------------------------------------------------------ execution
@@ -233,25 +293,43 @@ def _is_nd(k):
             and (k >> K.S_TP_DST) & 0xFFFF == 0 and (k >> K.S_TP_SRC) & 0xFFFF in _ND_TYPES)
 
 
+# the ct_* fields are contiguous in the key, ct_state lowest: each is put at
+# its offset from ct_state, and the whole group written with one mask
+_S0 = K.S_CT_STATE
+_R_ZONE, _R_MARK, _R_LABELS = K.S_CT_ZONE - _S0, K.S_CT_MARK - _S0, K.S_CT_LABELS - _S0
+_R_ORIG = (K.S_CT_ORIG_PROTO - _S0, K.S_CT_ORIG_SRC - _S0, K.S_CT_ORIG_DST - _S0,
+           K.S_CT_ORIG_TP_SRC - _S0, K.S_CT_ORIG_TP_DST - _S0)
+_M_CT_ALL = _M_CT | _M_CT_ORIG
+
+
+def _orig_image(conn):
+    """The original-direction fields of ``conn``, placed relative to ct_state
+    (computed once per connection: its original tuple never changes)."""
+    img = conn.key_image
+    if img is None:
+        orig = conn.tuple[0]
+        if orig.protonum == _ICMP_OF[orig.l3num]:
+            tp_src, tp_dst = orig.icmp_type, orig.icmp_code
+        else:
+            tp_src, tp_dst = orig.sport, orig.dport
+        rp, rs, rd, rts, rtd = _R_ORIG
+        img = conn.key_image = (orig.protonum << rp | orig.src << rs | orig.dst << rd
+                                | tp_src << rts | tp_dst << rtd)
+    return img
+
+
 def _put_ct_key(k, state, zone, conn):
     """__ovs_ct_update_key(): the key ``k`` with the connection's fields."""
-    k &= ~_M_CT
-    k |= state << K.S_CT_STATE | zone << K.S_CT_ZONE
+    v = state | zone << _R_ZONE
     if conn is None:
-        return k
-    k |= conn.mark << K.S_CT_MARK | conn.labels << K.S_CT_LABELS
-    orig = conn.tuple[0]
+        return k & ~_M_CT | v << _S0
+    v |= conn.mark << _R_MARK | conn.labels << _R_LABELS
+    l3num = conn.tuple[0].l3num
     eth_type = (k >> K.S_ETH_TYPE) & 0xFFFF
-    if not ((eth_type == K.ETH_P_IP and orig.l3num == NFPROTO_IPV4)
-            or (eth_type == K.ETH_P_IPV6 and orig.l3num == NFPROTO_IPV6 and not _is_nd(k))):
-        return k                        # ct_orig_proto 0: no original-direction fields
-    if orig.protonum == _ICMP_OF[orig.l3num]:
-        tp_src, tp_dst = orig.icmp_type, orig.icmp_code
-    else:
-        tp_src, tp_dst = orig.sport, orig.dport
-    return (k & ~_M_CT_ORIG | orig.protonum << K.S_CT_ORIG_PROTO | orig.src << K.S_CT_ORIG_SRC
-            | orig.dst << K.S_CT_ORIG_DST | tp_src << K.S_CT_ORIG_TP_SRC
-            | tp_dst << K.S_CT_ORIG_TP_DST)
+    if not ((eth_type == K.ETH_P_IP and l3num == NFPROTO_IPV4)
+            or (eth_type == K.ETH_P_IPV6 and l3num == NFPROTO_IPV6 and not _is_nd(k))):
+        return k & ~_M_CT | v << _S0    # ct_orig_proto 0: no original-direction fields
+    return k & ~_M_CT_ALL | (v | _orig_image(conn)) << _S0
 
 
 def update_key(skb, kx, zone, post_ct, keep_nat_flags):
@@ -303,13 +381,71 @@ def _nfct_cached(tracker, skb, kx, info, l3):
     return executed
 
 
-def _lookup(tracker, skb, kx, info, l3):
-    """__ovs_ct_lookup() (without NAT and helpers)."""
+def _lookup(tracker, skb, kx, info, l3, nh):
+    """__ovs_ct_lookup() (without helpers): 0 or an errno."""
     if not _nfct_cached(tracker, skb, kx, info, l3):
         res = tracker.process(l3, info.family, info.zone)
         skb.nfct = res if res.conn is not None else None
         kx.k &= ~K.M_CT_STATE
         update_key(skb, kx, info.zone, True, True)
+    nf = skb.nfct
+    # NAT once per packet and zone (the key's NAT bits say it was done), and
+    # a new connection's only when the action commits it
+    if (info.nat is not None and nf is not None and not (kx.k >> K.S_CT_STATE) & _NAT_MASK
+            and (nf.conn.confirmed or info.commit)):
+        if not _nat(tracker, skb, kx, info, nf, l3, nh):
+            return errno.EINVAL
+    return 0
+
+
+# ovs_nat_update_key(): the key fields a manip changes, (IPv4, IPv6) by side
+_NAT_KEY = {
+    BIT_SRC: (U.OVS_CS_F_SRC_NAT, (K.M_IPV4_SRC, K.S_IPV4_SRC, 12, 4),
+              (K.M_IPV6_SRC, K.S_IPV6_SRC, 8, 16), (K.M_TP_SRC, K.S_TP_SRC, 0)),
+    BIT_DST: (U.OVS_CS_F_DST_NAT, (K.M_IPV4_DST, K.S_IPV4_DST, 16, 4),
+              (K.M_IPV6_DST, K.S_IPV6_DST, 24, 16), (K.M_TP_DST, K.S_TP_DST, 2)),
+}
+_NAT_PORTS = frozenset({6, 17, 132})    # UDP, TCP, SCTP: the ports the key follows
+
+
+def _nat(tracker, skb, kx, info, nf, l3, nh):
+    """ovs_ct_nat(): translate the packet in place; False to drop it."""
+    action = (BIT_SRC if info.nat == "src" else 0) | (BIT_DST if info.nat == "dst" else 0)
+    d = bytearray(l3)
+    partial = skb.csum_partial is not None
+    verdict, done = ct_nat(tracker, d, info.family, nf.conn, nf.ctinfo, action, info.range,
+                           info.commit, partial)
+    if d != l3:
+        data = skb.writable()
+        data[nh:nh + len(d)] = d
+    if verdict != NAT.NF_ACCEPT:
+        return False
+    k = kx.k
+    eth_type = (k >> K.S_ETH_TYPE) & 0xFFFF
+    for bit, (flag, v4, v6, tp) in _NAT_KEY.items():
+        if not done & bit:
+            continue
+        k |= flag << K.S_CT_STATE
+        if eth_type == K.ETH_P_IP:
+            mask, shift, off, n = v4
+        elif eth_type == K.ETH_P_IPV6:
+            mask, shift, off, n = v6
+        else:
+            continue
+        k = k & ~mask | int.from_bytes(d[off:off + n], "big") << shift
+        proto = (k >> K.S_IP_PROTO) & 0xFF
+        if proto in _NAT_PORTS:
+            l4 = _l4_offset(d, info.family)
+            if l4 is not None and l4 + 4 <= len(d):
+                mask, shift, poff = tp
+                k = k & ~mask | int.from_bytes(d[l4 + poff:l4 + poff + 2], "big") << shift
+    kx.k = k
+    return True
+
+
+def _l4_offset(d, family):
+    res, _why = get_l4proto(d, 0, family)
+    return None if res is None else res[0]
 
 
 def _commit(tracker, skb, kx, info):
@@ -318,6 +454,13 @@ def _commit(tracker, skb, kx, info):
     if nf is None:
         return 0                        # an invalid packet: nothing to commit
     conn = nf.conn
+    limits = getattr(tracker, "ct_limit_info", None)     # the namespace's ovs_ct_limit_info
+    if limits is not None and limits.enabled and not conn.confirmed:
+        err = limits.check(tracker, info.zone)          # ovs_ct_check_limit()
+        if err:
+            if net_ratelimit():
+                log.warning("openvswitch: zone: %d exceeds conntrack limit", info.zone)
+            return err
     if info.mark is not None:           # ovs_ct_set_mark()
         value, mask = info.mark
         new = value | (conn.mark & ~mask & 0xFFFFFFFF)
@@ -333,16 +476,60 @@ def _commit(tracker, skb, kx, info):
     return 0
 
 
-def ct_execute(tracker, skb, kx, info, nh):
-    """ovs_ct_execute(): 0 or an errno (the packet is then dropped).
+def ct_execute(tracker, skb, kx, info, nh, defrag=None):
+    """ovs_ct_execute(): 0 or an errno (the packet is then dropped), or
+    EINPROGRESS: a fragment kept for reassembly (stolen, not a drop).
 
     ``nh`` is the network header's offset in ``skb.data``; the key must be
-    current (the caller updates an invalid one first)."""
+    current (the caller updates an invalid one first).  ``defrag`` is the
+    namespace's fragment queues (:class:`.ip_defrag.Defrag`); without it a
+    fragment is refused (EOPNOTSUPP)."""
     if (kx.k >> K.S_IP_FRAG) & 0xFF != U.OVS_FRAG_TYPE_NONE:
-        return errno.EOPNOTSUPP         # handle_fragments(): no reassembly yet
-    l3 = bytes(skb.data[nh:])
-    _lookup(tracker, skb, kx, info, l3)
+        if defrag is None:
+            return errno.EOPNOTSUPP
+        err = ct_handle_fragments(defrag, skb, kx, info.zone, info.family, nh)
+        if err:
+            return err
+    l3 = _network_trim(skb, kx, nh)
+    err = _lookup(tracker, skb, kx, info, l3, nh)
+    if err:
+        return err
     if info.commit:
         return _commit(tracker, skb, kx, info)
     return 0
+
+
+def _network_trim(skb, kx, nh):
+    """ovs_skb_network_trim(): the skb cut to the IP datagram's length (no
+    Ethernet padding after it); its network-layer bytes."""
+    data = skb.data
+    eth_type = (kx.k >> K.S_ETH_TYPE) & 0xFFFF
+    n = len(data) - nh
+    if eth_type == K.ETH_P_IP and n >= 20:
+        want = (data[nh + 2] << 8) | data[nh + 3]
+    elif eth_type == K.ETH_P_IPV6 and n >= 40:
+        want = 40 + ((data[nh + 4] << 8) | data[nh + 5])
+    else:
+        want = n
+    if want < n:
+        data = skb.data = data[:nh + want]
+    return bytes(data[nh:])
+
+
+def host_track(tracker, frame):
+    """The host stack's conntrack hooks on an Ethernet frame an internal port
+    carries in the datapath's namespace: nf_conntrack_in() in the default
+    zone and the confirm (OUTPUT and POSTROUTING for what the host sends,
+    PREROUTING and INPUT for what it receives), as on a host whose
+    conntrack is on.  The CtResult, or None for what the host would leave
+    untracked (not IP, invalid, a later fragment) or not confirm."""
+    if len(frame) < 34 or not tracker.local_stack:
+        return None
+    family = _NFPROTO.get((frame[12] << 8) | frame[13])
+    if family is None:
+        return None
+    res = tracker.process(frame[14:], family, 0)
+    if res.conn is None or not tracker.confirm(res):
+        return None
+    return res
 

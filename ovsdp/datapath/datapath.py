@@ -16,9 +16,11 @@ import time
 
 from .. import uapi as U
 from ..netlink.attr import nla, nla_nest, nla_string, nla_u16, nla_u32, nla_u64
+from . import conntrack as CT
 from . import flow_hash, flow_key, flow_netlink_actions, flow_netlink_put, offload
 from . import key_layout as K
 from .actions import execute_actions
+from .actions_headers import Key
 from .flow_table import FlowTable
 from .skb import Skb
 
@@ -102,6 +104,11 @@ class Datapath:
         """The connection tracker of the datapath's namespace (netns_ct)."""
         return self.net.conntrack
 
+    @property
+    def defrag(self):
+        """The fragment queues of the datapath's namespace (ip_defrag.Defrag)."""
+        return self.net.defrag
+
     def receive(self, data, vport, vnet=None, meta=None):
         """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
 
@@ -112,6 +119,32 @@ class Datapath:
         packet path.
         """
         self.receive_batch((data,), vport, None if vnet is None else (vnet,), meta)
+
+    def receive_local(self, frames, vport, vnets=None):
+        """Frames the host stack transmitted on an internal port.  With the
+        namespace's conntrack on (and the device still in the datapath's
+        namespace: crossing namespaces scrubs the skb), each comes with the
+        host's zone-0 connection, which the key shows (ovs_ct_fill_key());
+        else they are a batch like any port's."""
+        tracker = self.conntrack
+        if not tracker.local_stack or not vport.in_dp_netns:
+            self.receive_batch(frames, vport, vnets)
+            return
+        meta = vport.key_meta
+        for i, data in enumerate(frames):
+            try:
+                for frame in self._resolve(data, None if vnets is None else vnets[i], vport):
+                    skb = Skb(frame, vport)
+                    key = _extract(frame, meta)
+                    res = CT.host_track(tracker, frame)
+                    if res is not None:
+                        skb.nfct = res
+                        kx = Key(key)
+                        CT.update_key(skb, kx, 0, False, False)
+                        key = kx.k
+                    self.process(frame, key, vport, skb)
+            except Exception:  # noqa: BLE001 - one packet's bug must not take the port down
+                self._internal_error(vport)
 
     def receive_l3(self, data, vport, eth_type, meta=None):
         """A packet without Ethernet header arrived on ``vport`` (a layer 3

@@ -554,7 +554,7 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
                 info = conntrack.parse_ct(p, _get(key, "eth_type"))   # the kernel's errno
             except NetlinkError as e:
                 raise _err(log, e.msg, e.errno) from None
-            missing = [what for what, v in (("NAT", info.nat), ("helpers", info.helper),
+            missing = [what for what, v in (("helpers", info.helper),
                                             ("timeout policies", info.timeout)) if v]
             if missing:
                 raise _err(log, f"ovsdp's conntrack has no {' or '.join(missing)} yet",

@@ -26,6 +26,8 @@ from ..netlink.attr import NetlinkError
 from ..netlink.genl import GenlCore
 from .datapath import Datapath
 from .families import vport as vport_family
+from .families.ct_limit import CtLimitInfo
+from .ip_defrag import Defrag
 from .nf_conntrack import ConnTracker
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ class OvsNet:
         self.ifindex_vports = {}         # ifindex -> internal Vport (get_dp)
         self.peers = {}                  # netlink port id -> Peer
         self.conntrack = ConnTracker(clock=time.monotonic)    # the namespace's conntrack
+        self.defrag = Defrag(clock=time.monotonic)    # its fragment queues (fqdirs)
+        self.ct_limit_info = CtLimitInfo()                    # ovs_ct_limit_init()
+        self.conntrack.ct_limit_info = self.ct_limit_info     # what the CT action's commit checks
         self.closed = False
 
     def __repr__(self):
@@ -62,12 +67,16 @@ class OvsNet:
 
 
 class Module:
-    def __init__(self, real_devices=False, loop=None):
+    def __init__(self, real_devices=False, loop=None, local_conntrack=True):
         self.real_devices = real_devices
         self.loop = loop
+        # each namespace's host stack has conntrack on (internal ports' traffic
+        # tracked in zone 0, conntrack.host_track), as on most kernel hosts
+        self.local_conntrack = local_conntrack
         self.genl = GenlCore()
         self.vport_types = {}
         self.init_net = OvsNet()
+        self.init_net.conntrack.local_stack = local_conntrack
         self.nets = {None: self.init_net}     # key -> OvsNet
         self.net_unused = None           # callback(net): a namespace holds nothing any more
         self._virtual_ifindex = itertools.count(VIRTUAL_IFINDEX_BASE)
@@ -83,7 +92,7 @@ class Module:
         self.vport_types[ops.type] = ops
 
     def _register_families(self):
-        from .families import dp, dummy, flow, meter, packet, vport
+        from .families import ct_limit, dp, dummy, flow, meter, packet, vport
         g = self.genl
         self.datapath_family = g.register(dp.make_family(self))
         self.vport_family = g.register(vport.make_family(self))
@@ -91,6 +100,7 @@ class Module:
         self.packet_family = g.register(packet.make_family(self))
         self.dummy_family = g.register(dummy.make_family(self))
         self.meter_family = g.register(meter.make_family(self))
+        self.ct_limit_family = g.register(ct_limit.make_family(self))
 
     # ----------------------------------------------------------- namespaces
     @property
@@ -102,6 +112,7 @@ class Module:
         """ovs_init_net(): a namespace starts holding datapaths or peers."""
         if net.key in self.nets:
             raise ValueError(f"namespace {net.name} is already known")
+        net.conntrack.local_stack = self.local_conntrack
         self.nets[net.key] = net
         return net
 

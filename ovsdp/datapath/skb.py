@@ -34,7 +34,7 @@ class Skb:
 
     __slots__ = ("data", "input_vport", "priority", "mark", "hash", "l4_hash",
                  "sw_hash", "mru", "cutlen", "tun_info", "nfct", "csum_partial",
-                 "upcall_pid")
+                 "upcall_pid", "frag_id")
 
     def __init__(self, data, input_vport=None, priority=0, mark=0):
         self.data = data
@@ -50,6 +50,7 @@ class Skb:
         self.nfct = None         # skb->_nfct: the conntrack CtResult (connection, ctinfo)
         self.csum_partial = None  # (csum_start, csum_offset) when the L4 checksum is partial
         self.upcall_pid = 0       # OVS_PACKET_ATTR_UPCALL_PID of an EXECUTE
+        self.frag_id = None       # the IPv6 fragment id of a reassembled datagram
 
     def clone(self):
         d = self.data
@@ -65,6 +66,7 @@ class Skb:
         c.nfct = self.nfct
         c.csum_partial = self.csum_partial
         c.upcall_pid = self.upcall_pid
+        c.frag_id = self.frag_id
         return c
 
     def writable(self):

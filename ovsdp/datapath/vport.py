@@ -55,6 +55,7 @@ class Vport:
         self.key_meta = parms.port_no << S_IN_PORT
         self.ifindex = 0
         self.mtu = 1500
+        self.in_dp_netns = True      # the device is in the datapath's namespace
         self.rx_packets = self.tx_packets = 0
         self.rx_bytes = self.tx_bytes = 0
         self.rx_errors = self.tx_errors = 0

@@ -26,10 +26,11 @@ def socket_path(path=None):
 class Daemon:
     """The running datapath: loop, module, control socket, timers."""
 
-    def __init__(self, path=None, real_devices=True, group=None):
+    def __init__(self, path=None, real_devices=True, group=None, local_conntrack=True):
         self.path = socket_path(path)
         self.loop = Loop()
-        self.module = vports.register(Module(real_devices=real_devices, loop=self.loop))
+        self.module = vports.register(Module(real_devices=real_devices, loop=self.loop,
+                                             local_conntrack=local_conntrack))
         self.real_devices = real_devices
         self.linkwatches = {}        # OvsNet -> LinkWatch
         self.namespaces = Namespaces(self.module, self.loop, self._watch, self._unwatch)
@@ -55,9 +56,11 @@ class Daemon:
 
     def _ct_gc(self):
         """gc_worker(): each namespace's expired connections, a bounded number
-        per turn (lookups meeting an expired one remove it too)."""
+        per turn (lookups meeting an expired one remove it too); and its
+        fragment queues whose time is up (ip_expire())."""
         for net in list(self.module.nets.values()):
             net.conntrack.gc(CT_GC_BUDGET)
+            net.defrag.expire()
 
     def _rebalance(self):
         for dp in self.module.datapaths:
@@ -85,9 +88,9 @@ def _raise_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def main(path=None, real_devices=True, group=None):
+def main(path=None, real_devices=True, group=None, local_conntrack=True):
     _raise_nofile()
-    d = Daemon(path, real_devices, group)
+    d = Daemon(path, real_devices, group, local_conntrack)
     log.info("ovsdp daemon listening on %s (read-only: %s)", d.path, d.server.ro_path)
 
     def on_signal(signum, _frame):

@@ -19,6 +19,7 @@ import os
 import struct
 
 from .. import uapi as U
+from ..datapath.conntrack import host_track
 from ..datapath.offload import VNET_HDR_LEN, ZERO_VNET
 from ..datapath.vport import Vport, VportOps
 from ..netlink.attr import NetlinkError
@@ -48,6 +49,8 @@ class InternalVport(Vport):
 
     # datapath -> host: the device receives
     def send(self, packet):
+        if self.in_dp_netns:
+            host_track(self.dp.conntrack, packet)       # the host's PREROUTING and INPUT
         if self.fd < 0:
             self.rx_packets += 1
             self.rx_bytes += len(packet)
@@ -56,6 +59,8 @@ class InternalVport(Vport):
         self._write(ZERO_VNET + packet, len(packet))
 
     def send_vnet(self, data, vnet):
+        if self.in_dp_netns:
+            host_track(self.dp.conntrack, data)
         if len(data) < 4096:
             self._write(vnet + data, len(data))
         else:
@@ -117,7 +122,7 @@ class InternalVport(Vport):
         if frames:
             self.tx_packets += len(frames)
             self.tx_bytes += nbytes
-            self.dp.receive_batch(frames, self, vnets)
+            self.dp.receive_local(frames, self, vnets)
             if len(frames) == READ_BATCH:
                 self.loop.call_soon(self._readable)
 

@@ -78,6 +78,12 @@ class LinkWatch:
             for vport in list(self._netdev_vports()):
                 if vport.ifindex in gone:
                     self.module.device_gone(vport)
+            for dp in self.net.datapaths:
+                for vport in dp.ports.values():
+                    if vport.type == U.OVS_VPORT_TYPE_INTERNAL and vport.ifindex in gone:
+                        # moved to another namespace (the port stays): its
+                        # host is not the datapath's any more
+                        vport.in_dp_netns = False
 
     def _rescan(self):
         with self.net.enter():

@@ -3,7 +3,7 @@
 
 import dataclasses
 
-from . import meter
+from . import ct_limits, meter
 
 _LONG_OPTIONS = {
     # name: (takes an argument, key)
@@ -114,6 +114,7 @@ COMMANDS = [
     Command("mod-flows", "[dp] file", 1, 2, "process_flows", True),
     Command("del-flows", "[dp] [file]", 0, 2, "del_flows", True),
     *(Command(*c) for c in meter.COMMANDS),
+    *(Command(*c) for c in ct_limits.COMMANDS),
     Command("help", "", 0, INT_MAX, "help", False),
     Command("list-commands", "", 0, INT_MAX, "list_commands", False),
 ]

@@ -9,7 +9,7 @@ import sys
 from ... import uapi as U
 from ...client.dpif import Dpif
 from ...client.netlink import default_socket_path
-from . import meter
+from . import ct_limits, meter
 from .common import (
     DP_TYPE,
     EXIT_FAILURE,
@@ -23,13 +23,14 @@ from .common import (
     errno_of,
     strerror,
 )
+from .ct_limits import CtLimitCommands
 from .flows import FlowCommands
 from .meter import MeterCommands
 from .options import COMMANDS, COMMANDS_BY_NAME, UsageError, getopt, version
 from .ports import PortCommands
 
 
-class DpctlSession(PortCommands, FlowCommands, MeterCommands):
+class DpctlSession(PortCommands, FlowCommands, MeterCommands, CtLimitCommands):
     """Runs dpctl commands against one ovsdp daemon over one connection.
 
     ``stdout``/``stderr`` are text streams (default: the process's).  The
@@ -201,7 +202,7 @@ class DpctlSession(PortCommands, FlowCommands, MeterCommands):
 
     def usage(self):
         self.print(USAGE.format(prog=self.program, default=U.OVSDP_DEFAULT_SOCKET,
-                                meters=meter.USAGE))
+                                meters=meter.USAGE + ct_limits.USAGE))
 
     # ------------------------------------------------------ datapath lookup
     def dp_names(self):
