@@ -21,6 +21,8 @@ if [ "$want_test" = 1 ]; then
     # openvswitch-source: Open vSwitch's kernel test suite (tests/ovs_kmod_suite.py),
     # which also uses nc and tcpdump
     pkgs="$pkgs util-linux mininet openvswitch-source netcat-openbsd tcpdump"
+    # conntrack: the conntrack tool over ovsdp's ctnetlink (tests/test_ctnetlink_netns.py)
+    pkgs="$pkgs conntrack"
 fi
 missing=""
 for p in $pkgs; do

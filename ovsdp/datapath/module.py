@@ -24,11 +24,15 @@ import time
 from .. import uapi as U
 from ..netlink.attr import NetlinkError
 from ..netlink.genl import GenlCore
+from ..netlink.message import split, well_framed
+from ..netlink.nfnetlink import NfnlCore, is_protocol_option, protocol_of
+from ..uapi.nfnetlink import NETLINK_NETFILTER
 from .datapath import Datapath
 from .families import vport as vport_family
 from .families.ct_limit import CtLimitInfo
 from .ip_defrag import Defrag
 from .nf_conntrack import ConnTracker
+from .nf_conntrack_netlink import Ctnetlink
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class Module:
         # tracked in zone 0, conntrack.host_track), as on most kernel hosts
         self.local_conntrack = local_conntrack
         self.genl = GenlCore()
+        self.nfnl = NfnlCore(self.genl)         # NETLINK_NETFILTER sockets (nfnetlink.c)
+        self.nfnl.register(Ctnetlink(self.nfnl).subsystem)
         self.vport_types = {}
         self.init_net = OvsNet()
         self.init_net.conntrack.local_stack = local_conntrack
@@ -143,6 +149,7 @@ class Module:
         if peers.get(peer.portid) is peer:
             del peers[peer.portid]
         self.genl.forget(peer)
+        self.nfnl.forget(peer)
         self._release(peer.net)
 
     def rebind(self, peer, portid):
@@ -174,7 +181,21 @@ class Module:
         return peer.send(data, kind)
 
     def receive(self, peer, data):
-        return self.genl.receive(peer, data)
+        """One datagram from ``peer`` (netlink_rcv_skb): False when it is not netlink."""
+        msgs, consumed = split(data)
+        for hdr, msg in msgs:
+            self.handle(peer, hdr, msg)
+        return well_framed(data, consumed, bool(msgs))
+
+    def handle(self, peer, hdr, msg):
+        """One message, to the core of the peer's netlink protocol: generic
+        netlink, or nfnetlink for a NETLINK_NETFILTER socket (the transport's
+        OVSDP_SO_PROTOCOL option says which; nfnetlink's core handles it)."""
+        if protocol_of(peer) == NETLINK_NETFILTER or (
+                hdr.type == U.OVSDP_MSG_SOCKOPT and is_protocol_option(msg)):
+            self.nfnl.handle(peer, hdr, msg)
+        else:
+            self.genl.handle(peer, hdr, msg)
 
     # ----------------------------------------------------------- datapaths
     def new_datapath(self, net, name):

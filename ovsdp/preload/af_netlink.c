@@ -1,9 +1,10 @@
-/* ovsdp's netlink preload library: AF_NETLINK generic netlink sockets of an
- * unmodified program, carried to the ovsdp daemon.
+/* ovsdp's netlink preload library: AF_NETLINK generic netlink and netfilter
+ * sockets of an unmodified program, carried to the ovsdp daemon.
  *
  * Loaded with LD_PRELOAD (`ovsdp run -- CMD`), it replaces each
- * socket(AF_NETLINK, *, NETLINK_GENERIC) by a connection to the daemon's
- * AF_UNIX SOCK_SEQPACKET socket (docs/protocol.md, section 1) and translates
+ * socket(AF_NETLINK, *, NETLINK_GENERIC or NETLINK_NETFILTER) by a connection
+ * to the daemon's AF_UNIX SOCK_SEQPACKET socket (docs/protocol.md, section 1;
+ * a NETLINK_NETFILTER one says so first, section 9) and translates
  * the calls whose meaning differs.  It holds no datapath logic; it only makes
  * the connection behave as net/netlink/af_netlink.c makes a netlink socket
  * behave:
@@ -58,6 +59,8 @@
 /* ovsdp's own wire numbers (ovsdp/uapi/ovsdp.py). */
 #define OVSDP_MSG_SOCKOPT 0x0F
 #define OVSDP_SO_BIND_PORTID 0x4F02
+#define OVSDP_SO_PROTOCOL 0x4F03
+#define INIT_MSGS_MAX 64         /* what init_msgs() may put in front of a request */
 #define OVSDP_DEFAULT_SOCKET "/run/ovsdp/ovsdp.sock"
 #define OVSDP_READ_ONLY_SUFFIX ".ro"
 #define OVSDP_MAX_DATAGRAM 131072
@@ -277,7 +280,8 @@ static void put_hdr(unsigned char *p, uint32_t len, uint16_t type, uint16_t flag
 }
 
 /* The ack of a library request: NLMSG_ERROR echoing a header with LIB_PID. */
-static int lib_ack(const unsigned char *p, size_t n, uint32_t *seq, int *err, uint32_t *to)
+static int lib_ack(const unsigned char *p, size_t n, uint32_t *seq, int *err, uint32_t *to,
+                   uint16_t *type)
 {
     struct nlmsghdr h, inner;
     int32_t e;
@@ -293,6 +297,7 @@ static int lib_ack(const unsigned char *p, size_t n, uint32_t *seq, int *err, ui
     *seq = inner.nlmsg_seq;
     *err = e < 0 ? -e : e;
     *to = h.nlmsg_pid;
+    *type = inner.nlmsg_type;
     return 1;
 }
 
@@ -419,10 +424,15 @@ static int read_one(struct nls *s, int fd, uint32_t want, int *got, int block)
             return 0;
         }
         uint32_t seq, to;
+        uint16_t type;
         int err;
-        if (lib_ack(b, n, &seq, &err, &to)) {
+        if (lib_ack(b, n, &seq, &err, &to, &type)) {
             s->portid = to;              /* every ack names the recipient's port id */
-            s->bound = 1;
+            /* It is fixed once a message went through (netlink_autobind());
+             * a socket option does not fix it, nor does a bind that failed
+             * (Linux lets a bind that met EADDRINUSE try another id). */
+            if (type != OVSDP_MSG_SOCKOPT)
+                s->bound = 1;
             if (got && seq == want)
                 *got = err + 1;
             return 0;                    /* an older library ack is dropped */
@@ -458,16 +468,24 @@ static size_t init_msgs(struct nls *s, unsigned char *p)
     if (s->sent_init)
         return 0;
     s->sent_init = 1;
+    size_t off = 0;
+    if (s->protocol != NETLINK_GENERIC) {
+        /* The connection's netlink protocol, before anything else. */
+        uint32_t pv[3] = { SOL_NETLINK, OVSDP_SO_PROTOCOL, (uint32_t) s->protocol };
+        put_hdr(p, NLMSG_HDRLEN + sizeof pv, OVSDP_MSG_SOCKOPT, NLM_F_REQUEST, ++s->lseq);
+        memcpy(p + NLMSG_HDRLEN, pv, sizeof pv);
+        off = NLMSG_HDRLEN + sizeof pv;
+    }
     uint32_t v[3] = { SOL_NETLINK, NETLINK_EXT_ACK, 0 };
-    put_hdr(p, NLMSG_HDRLEN + sizeof v, OVSDP_MSG_SOCKOPT, NLM_F_REQUEST, ++s->lseq);
-    memcpy(p + NLMSG_HDRLEN, v, sizeof v);
-    return NLMSG_HDRLEN + sizeof v;
+    put_hdr(p + off, NLMSG_HDRLEN + sizeof v, OVSDP_MSG_SOCKOPT, NLM_F_REQUEST, ++s->lseq);
+    memcpy(p + off + NLMSG_HDRLEN, v, sizeof v);
+    return off + NLMSG_HDRLEN + sizeof v;
 }
 
 /* A socket option, through the daemon; returns its errno. */
 static int daemon_sockopt(struct nls *s, int fd, uint32_t opt, uint32_t val)
 {
-    unsigned char b[64];
+    unsigned char b[INIT_MSGS_MAX + 64];
     size_t off = init_msgs(s, b);
     uint32_t v[3] = { SOL_NETLINK, opt, val };
     uint32_t seq = ++s->lseq;
@@ -482,7 +500,7 @@ static int autobind(struct nls *s, int fd)
 {
     if (s->bound)
         return 0;
-    unsigned char b[64];
+    unsigned char b[INIT_MSGS_MAX + 64];
     size_t off = init_msgs(s, b);
     uint32_t seq = ++s->lseq;
     put_hdr(b + off, NLMSG_HDRLEN, NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, seq);
@@ -527,7 +545,7 @@ static int connect_path(int fd, const char *path)
 int socket(int domain, int type, int protocol)
 {
     NEED(socket);
-    if (domain != AF_NETLINK || protocol != NETLINK_GENERIC)
+    if (domain != AF_NETLINK || (protocol != NETLINK_GENERIC && protocol != NETLINK_NETFILTER))
         return REAL(socket)(domain, type, protocol);
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (base != SOCK_RAW && base != SOCK_DGRAM) {
@@ -849,7 +867,7 @@ static ssize_t nl_send(struct nls *s, int fd, const struct msghdr *msg, int flag
         errno = EMSGSIZE;
         return -1;
     }
-    unsigned char *b = malloc(64 + total + NLMSG_HDRLEN + 4);
+    unsigned char *b = malloc(INIT_MSGS_MAX + total + NLMSG_HDRLEN + 4);
     if (!b) {
         errno = ENOMEM;
         return -1;
@@ -1036,6 +1054,7 @@ static ssize_t nl_recv(struct nls *s, int fd, struct msghdr *msg, int flags)
             got += k;
         }
         uint32_t seq, to;
+        uint16_t type;
         int err;
         if (is_overrun(head, got)) {
             if (flags & MSG_PEEK)
@@ -1045,7 +1064,7 @@ static ssize_t nl_recv(struct nls *s, int fd, struct msghdr *msg, int flags)
             errno = ENOBUFS;
             return -1;
         }
-        if (lib_ack(head, got, &seq, &err, &to)) {
+        if (lib_ack(head, got, &seq, &err, &to, &type)) {
             /* The ack a sender in another thread waits for: hand it over. */
             if (flags & MSG_PEEK)
                 REAL(recvmsg)(fd, &(struct msghdr){0}, MSG_DONTWAIT);

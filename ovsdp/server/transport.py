@@ -91,6 +91,7 @@ class Connection(Peer):
 
     def __init__(self, server, sock, portid, pid, uid, net_admin, net=None):
         super().__init__(portid, net_admin, uid, pid, net)
+        self.protocol = U.NETLINK_GENERIC    # or NETLINK_NETFILTER (OVSDP_SO_PROTOCOL)
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
@@ -223,7 +224,7 @@ class Connection(Peer):
         deadline = start + SLICE_NS
         messages = SLICE_MESSAGES
         parts = SLICE_DUMP_PARTS
-        handle = self.server.module.genl.handle
+        handle = self.server.module.handle
         while not self.closed:
             if self.rx is not None:
                 data = self.rx

@@ -21,6 +21,10 @@ OVSDP_MSG_SOCKOPT = 0x0F          # nlmsg_type, below NLMSG_MIN_TYPE like other 
 OVSDP_SOCKOPT = struct.Struct("=II")  # level, optname; then the value
 OVSDP_SO_DUMP_SIZE = 0x4F01       # level SOL_NETLINK: max bytes per dump datagram
 OVSDP_SO_BIND_PORTID = 0x4F02     # level SOL_NETLINK: bind() with an nl_pid of the client's choice
+# level SOL_NETLINK: the netlink protocol the connection speaks (socket()'s third
+# argument): NETLINK_GENERIC (16, the default) or NETLINK_NETFILTER (12); only
+# before any other message.  See docs/protocol.md, section 2.
+OVSDP_SO_PROTOCOL = 0x4F03
 OVSDP_DEFAULT_SOCKET = "/run/ovsdp/ovsdp.sock"
 # The read-only socket beside it ("<path>.ro", mode 0666): anyone may look.
 OVSDP_READ_ONLY_SUFFIX = ".ro"

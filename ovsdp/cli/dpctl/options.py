@@ -3,7 +3,7 @@
 
 import dataclasses
 
-from . import ct_limits, meter
+from . import conntrack, ct_limits, meter
 
 _LONG_OPTIONS = {
     # name: (takes an argument, key)
@@ -115,6 +115,7 @@ COMMANDS = [
     Command("del-flows", "[dp] [file]", 0, 2, "del_flows", True),
     *(Command(*c) for c in meter.COMMANDS),
     *(Command(*c) for c in ct_limits.COMMANDS),
+    *(Command(*c) for c in conntrack.COMMANDS),
     Command("help", "", 0, INT_MAX, "help", False),
     Command("list-commands", "", 0, INT_MAX, "list_commands", False),
 ]

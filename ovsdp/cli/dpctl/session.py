@@ -9,7 +9,7 @@ import sys
 from ... import uapi as U
 from ...client.dpif import Dpif
 from ...client.netlink import default_socket_path
-from . import ct_limits, meter
+from . import conntrack, ct_limits, meter
 from .common import (
     DP_TYPE,
     EXIT_FAILURE,
@@ -23,6 +23,7 @@ from .common import (
     errno_of,
     strerror,
 )
+from .conntrack import ConntrackCommands
 from .ct_limits import CtLimitCommands
 from .flows import FlowCommands
 from .meter import MeterCommands
@@ -30,7 +31,8 @@ from .options import COMMANDS, COMMANDS_BY_NAME, UsageError, getopt, version
 from .ports import PortCommands
 
 
-class DpctlSession(PortCommands, FlowCommands, MeterCommands, CtLimitCommands):
+class DpctlSession(PortCommands, FlowCommands, MeterCommands, CtLimitCommands,
+                   ConntrackCommands):
     """Runs dpctl commands against one ovsdp daemon over one connection.
 
     ``stdout``/``stderr`` are text streams (default: the process's).  The
@@ -52,6 +54,9 @@ class DpctlSession(PortCommands, FlowCommands, MeterCommands, CtLimitCommands):
 
     # ------------------------------------------------------------ plumbing
     def close(self):
+        if getattr(self, "_ct_sock", None) is not None:
+            self._ct_sock.close()
+            self._ct_sock = None
         if self._dpif is not None and self._own_dpif:
             self._dpif.close()
         self._dpif = None
@@ -202,7 +207,7 @@ class DpctlSession(PortCommands, FlowCommands, MeterCommands, CtLimitCommands):
 
     def usage(self):
         self.print(USAGE.format(prog=self.program, default=U.OVSDP_DEFAULT_SOCKET,
-                                meters=meter.USAGE + ct_limits.USAGE))
+                                meters=meter.USAGE + ct_limits.USAGE + conntrack.USAGE))
 
     # ------------------------------------------------------ datapath lookup
     def dp_names(self):
