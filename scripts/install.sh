@@ -23,6 +23,8 @@ if [ "$want_test" = 1 ]; then
     pkgs="$pkgs util-linux mininet openvswitch-source netcat-openbsd tcpdump"
     # conntrack: the conntrack tool over ovsdp's ctnetlink (tests/test_ctnetlink_netns.py)
     pkgs="$pkgs conntrack"
+    # iputils-arping: the kernel's openvswitch selftests (tests/kernel_selftests.py)
+    pkgs="$pkgs iputils-arping"
 fi
 missing=""
 for p in $pkgs; do
@@ -52,3 +54,33 @@ python3 -m pip install -q --disable-pip-version-check -e "$target" 2>/dev/null \
 command -v pyenv >/dev/null 2>&1 && pyenv rehash 2>/dev/null || true
 # build the netlink preload library with the system compiler
 python3 -m ovsdp preload-path >/dev/null
+# the Linux kernel's own Open vSwitch selftests (tests/kernel_selftests.py): only
+# tools/testing/selftests/{net/openvswitch,net/lib.sh,kselftest} of Debian's
+# linux-source-6.12 (bookworm-security or bookworm-backports), fetched once into a
+# versioned cache with an apt state of its own (the machine's sources, lists and
+# packages stay as they are); never part of this repository
+ks=/var/tmp/ovsdp-kernel-selftests
+if [ "$want_test" = 1 ] && command -v apt-get >/dev/null 2>&1 \
+        && ! ls "$ks"/*/tools/testing/selftests/net/openvswitch/openvswitch.sh >/dev/null 2>&1; then
+    t=$(mktemp -d) && chmod 755 "$t" && mkdir -p "$t/lists/partial" "$t/cache/archives/partial"
+    printf "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s main\n" \
+        "http://deb.debian.org/debian bookworm-backports" \
+        "http://deb.debian.org/debian-security bookworm-security" > "$t/sources.list"
+    o="-o Dir::Etc::SourceList=$t/sources.list -o Dir::Etc::SourceParts=$t/none"
+    o="$o -o Dir::State::Lists=$t/lists -o Dir::Cache=$t/cache"
+    if (cd "$t" && apt-get -q $o update && apt-get -q $o download linux-source-6.12) \
+            >"$t/log" 2>&1; then
+        deb=$(ls "$t"/linux-source-6.12_*.deb)
+        v=$(dpkg-deb -f "$deb" Version)
+        rm -rf "$ks/$v.part" && mkdir -p "$ks/$v.part"
+        dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards '*.tar.xz' \
+            | tar -xJ -C "$ks/$v.part" --strip-components=1 --wildcards \
+                '*/tools/testing/selftests/net/openvswitch/*' \
+                '*/tools/testing/selftests/net/lib.sh' '*/tools/testing/selftests/kselftest/*' \
+            && mv "$ks/$v.part" "$ks/$v"
+    else
+        echo "install.sh: no linux-source-6.12 (tests/test_kernel_selftests.py will skip):" >&2
+        tail -3 "$t/log" >&2
+    fi
+    rm -rf "$t"
+fi

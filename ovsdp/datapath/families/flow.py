@@ -1,6 +1,7 @@
 """The ovs_flow generic netlink family (datapath.c, OVS_FLOW_CMD_*)."""
 
 import errno
+import logging
 
 from ... import uapi as U
 from ...netlink import attr as A
@@ -10,6 +11,8 @@ from .. import flow_netlink as FN
 from .. import flow_netlink_actions as FA
 from .. import flow_netlink_put as FNP
 from ..flow_table import Flow
+
+log = logging.getLogger("ovsdp.datapath.flow_netlink")
 
 POLICY = {
     U.OVS_FLOW_ATTR_KEY: A.Policy(A.NESTED),
@@ -104,12 +107,15 @@ class FlowCommands:
                 e.offset = req.offset(U.OVS_FLOW_ATTR_KEY)
             raise
 
-    def _actions(self, req, masked_key):
+    def _actions(self, req, masked_key, nlerr):
+        """ovs_nla_copy_actions(); a refusal logs ``nlerr`` as OVS_NLERR() does."""
         a = req.attrs
+        probe = U.OVS_FLOW_ATTR_PROBE in a
         try:
-            return FA.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key,
-                                   U.OVS_FLOW_ATTR_PROBE not in a)
+            return FA.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key, not probe)
         except NetlinkError as e:
+            if not probe:
+                log.info("netlink: %s", nlerr)
             if e.offset is None:
                 e.offset = req.offset(U.OVS_FLOW_ATTR_ACTIONS)
             raise
@@ -125,7 +131,7 @@ class FlowCommands:
         key, mask = self._match(req, True)
         ufid = self._ufid(req)
         masked = key & mask
-        acts = self._actions(req, masked)
+        acts = self._actions(req, masked, "Flow actions may not be safe on all matching packets.")
         acts_bytes = FA.put_actions(acts)
         dp = self._dp(req)
         table = dp.table
@@ -163,7 +169,7 @@ class FlowCommands:
         if U.OVS_FLOW_ATTR_ACTIONS in a:
             if key is None:
                 raise NetlinkError(errno.EINVAL, "Flow key attribute not present in set flow.")
-            acts = self._actions(req, key & mask)
+            acts = self._actions(req, key & mask, "Actions may not be safe on all matching packets")
         dp = self._dp(req)
         flow = dp.table.lookup_ufid(ufid) if ufid is not None else dp.table.lookup_exact(key)
         if flow is None:
