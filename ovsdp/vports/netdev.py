@@ -33,7 +33,6 @@ PACKET_COPY_THRESH = 7
 PACKET_TX_RING = 13
 PACKET_VERSION = 10
 PACKET_VNET_HDR = 15
-PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
 PACKET_MR_PROMISC = 1
 TPACKET_V2 = 1
@@ -296,7 +295,9 @@ class NetdevVport(Vport):
             except OSError:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            # no PACKET_QDISC_BYPASS: it skips the device's taps, so tcpdump
+            # on the port would not see what the datapath sends, as it does
+            # with the kernel's dev_queue_xmit()
             s.setsockopt(SOL_PACKET, PACKET_RX_RING,
                          struct.pack("=4I", BLOCK_SIZE, BLOCK_NR, FRAME_SIZE, FRAME_NR))
             s.setsockopt(SOL_PACKET, PACKET_TX_RING,
@@ -314,7 +315,6 @@ class NetdevVport(Vport):
             t = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             if self.vnet_ok:
                 t.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
-            t.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
             t.bind((self.name, 0))
             self.tx_sock = t
         except OSError:
