@@ -53,6 +53,8 @@ class CtEntry:
     tcp_state: int | None = None
     tcp_wscale: tuple = (0, 0)
     tcp_flags: tuple = (0, 0)
+    sctp_state: int | None = None       # the kernel's SCTP_CONNTRACK_*
+    sctp_vtag: tuple = (0, 0)           # as the tags are on the wire (big endian)
     attrs: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -124,6 +126,10 @@ def parse_entry(raw):
         e.tcp_wscale = (tcp.get("wscale_original", 0), tcp.get("wscale_reply", 0))
         e.tcp_flags = tuple(N.NF_CT_TCP_FLAGS.unpack_from(tcp[k])[0] if k in tcp else 0
                             for k in ("flags_original", "flags_reply"))
+    sctp = d.get("protoinfo", {}).get("sctp")
+    if sctp:
+        e.sctp_state = sctp.get("state")
+        e.sctp_vtag = (sctp.get("vtag_original", 0), sctp.get("vtag_reply", 0))
     return e
 
 

@@ -49,8 +49,10 @@ from .nf_conntrack_common import (
 )
 from .nf_conntrack_proto import (
     GENERIC_TIMEOUT,
+    GRE_TIMEOUTS,
     ICMP_TIMEOUT,
     ICMPV6_TIMEOUT,
+    SCTP_TIMEOUTS,
     UDP_TIMEOUTS,
     l4proto_find,
 )
@@ -181,6 +183,7 @@ class ConnTracker:
         self.acct = False           # nf_conntrack_acct: ctnetlink reports the counters
         self.tcp_timeouts = list(TCP_TIMEOUTS)
         self.udp_timeouts = list(UDP_TIMEOUTS)
+        self.sctp_timeouts, self.gre_timeouts = list(SCTP_TIMEOUTS), list(GRE_TIMEOUTS)
         self.icmp_timeout = ICMP_TIMEOUT
         self.icmpv6_timeout = ICMPV6_TIMEOUT
         self.generic_timeout = GENERIC_TIMEOUT

@@ -6,7 +6,7 @@ by the peers of that namespace.  What the kernel of Linux 6.x does:
 
 - an entry is CTA_TUPLE_ORIG, CTA_TUPLE_REPLY (each CTA_TUPLE_IP and
   CTA_TUPLE_PROTO), CTA_ZONE when not 0, CTA_STATUS, CTA_MARK, CTA_ID,
-  CTA_USE, CTA_TIMEOUT, CTA_PROTOINFO (TCP), then the extensions: counters
+  CTA_USE, CTA_TIMEOUT, CTA_PROTOINFO (TCP; SCTP: dump only), then the extensions: counters
   when accounting is on (off by default, as ``nf_conntrack_acct``), labels
   when set; every nest has NLA_F_NESTED; an entry's message is
   IPCTNL_MSG_CT_NEW with NLM_F_MULTI whatever asked for it;
@@ -46,6 +46,7 @@ from .nf_conntrack_common import (
     IP_CT_TCP_FLAG_WINDOW_SCALE,
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
+    IPPROTO_SCTP,
     IPPROTO_TCP,
     IPPROTO_UDP,
     IPS_ASSURED,
@@ -59,6 +60,7 @@ from .nf_conntrack_common import (
     TCP_CONNTRACK_MAX,
 )
 from .nf_conntrack_proto import UdpState, icmp_invert_type, l4proto_find
+from .nf_conntrack_sctp import SctpState
 from .nf_conntrack_tcp import TcpState
 
 NESTED = U.NLA_F_NESTED
@@ -105,8 +107,15 @@ def dump_tuple(t):
 
 
 def dump_protoinfo(conn):
-    """ctnetlink_dump_protoinfo(): TCP's state, window scales and flags."""
+    """ctnetlink_dump_protoinfo(): TCP's state, window scales and flags;
+    SCTP's state and verification tags (sctp_to_nlattr)."""
     st = conn.proto
+    if conn.protonum == IPPROTO_SCTP:
+        st = st if st is not None else SctpState()
+        sctp = (nla_u8(N.CTA_PROTOINFO_SCTP_STATE, st.state) +
+                nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, st.vtag[0]) +
+                nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_REPLY, st.vtag[1]))
+        return nla_nest(N.CTA_PROTOINFO | NESTED, nla_nest(N.CTA_PROTOINFO_SCTP | NESTED, sctp))
     if conn.protonum != IPPROTO_TCP or st is None:
         return b""
     seen = st.seen

@@ -4,9 +4,11 @@ UDP and UDP-Lite as net/netfilter/nf_conntrack_proto_udp.c, ICMP as
 nf_conntrack_proto_icmp.c, ICMPv6 as nf_conntrack_proto_icmpv6.c (with the
 error messages RELATED to a connection through their embedded header,
 nf_conntrack_inet_error), the generic tracker as
-nf_conntrack_proto_generic.c.  SCTP, DCCP and GRE have no state machine
-here: SCTP and DCCP keep their ports in the tuple and are timed like the
-generic tracker; GRE is generic.  TCP lives in nf_conntrack_tcp.py.
+nf_conntrack_proto_generic.c, GRE as nf_conntrack_proto_gre.c (30 s until
+replied, then 180 s and ASSURED; no PPTP helper, so no keymap and no key in
+the tuple).  DCCP has no state machine here: its ports are in the tuple and
+it is timed like the generic tracker.  TCP lives in nf_conntrack_tcp.py,
+SCTP in nf_conntrack_sctp.py.
 
 Each tracker has ``packet(tr, ct, pkt, direction, ctinfo) -> (verdict, reason)``
 and may have ``error(tr, pkt, zone)`` (run before the lookup, as the ICMP
@@ -17,9 +19,11 @@ reading (``tr.now``), the settings, ``refresh_acct``, ``find`` and
 
 import struct
 
+from . import nf_conntrack_sctp as sctp
 from . import nf_conntrack_tcp as tcp
 from .nf_conntrack_common import (
     IPPROTO_DCCP,
+    IPPROTO_GRE,
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
     IPPROTO_SCTP,
@@ -28,6 +32,7 @@ from .nf_conntrack_common import (
     IPPROTO_UDPLITE,
     IPS_ASSURED,
     IPS_CONFIRMED,
+    IPS_NAT_CLASH,
     IPS_SEEN_REPLY,
     NFPROTO_IPV4,
     NFPROTO_IPV6,
@@ -42,6 +47,9 @@ UDP_STREAM_DELAY = 2                # stream_ts = 2 * HZ + jiffies
 ICMP_TIMEOUT = 30                   # nf_ct_icmp_timeout
 ICMPV6_TIMEOUT = 30                 # nf_ct_icmpv6_timeout
 GENERIC_TIMEOUT = 600               # nf_ct_generic_timeout
+GRE_CT_UNREPLIED, GRE_CT_REPLIED = 0, 1
+GRE_TIMEOUTS = (30, 180)            # gre_timeouts[]
+SCTP_TIMEOUTS = sctp.SCTP_TIMEOUTS  # sctp_timeouts[], re-exported for the tracker
 
 # ICMP types
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT = 0, 3, 4, 5
@@ -112,7 +120,7 @@ class L4Proto:
 
 
 class PortsGeneric(L4Proto):
-    """SCTP / DCCP without their state machines: ports in the tuple, generic timing."""
+    """DCCP without its state machine: ports in the tuple, generic timing."""
 
     ports = True
 
@@ -130,6 +138,51 @@ class Tcp(L4Proto):
 
     def can_early_drop(self, ct):
         return tcp.tcp_can_early_drop(ct)
+
+
+class Sctp(L4Proto):
+    """nf_conntrack_l4proto_sctp."""
+
+    protonum, name, ports = IPPROTO_SCTP, "sctp", True
+
+    def packet(self, tr, ct, pkt, direction, ctinfo):
+        return sctp.sctp_packet(tr, ct, pkt, direction, ctinfo)
+
+    def can_early_drop(self, ct):
+        return sctp.sctp_can_early_drop(ct)
+
+
+class GreState:
+    """ct->proto.gre: the timeouts taken at creation (a PPTP helper would raise them)."""
+
+    __slots__ = ("timeout", "stream_timeout")
+
+    def __init__(self, timeout, stream_timeout):
+        self.timeout, self.stream_timeout = timeout, stream_timeout
+
+    def __repr__(self):
+        return f"GreState(timeout={self.timeout}, stream_timeout={self.stream_timeout})"
+
+
+class Gre(L4Proto):
+    """nf_conntrack_l4proto_gre: addresses only in the tuple (no PPTP keymap)."""
+
+    protonum, name = IPPROTO_GRE, "gre"
+
+    def packet(self, tr, ct, pkt, direction, ctinfo):
+        """nf_conntrack_gre_packet(): 30 s until a reply was seen, then 180 s
+        and ASSURED (never for a NAT clash entry)."""
+        if not ct.status & IPS_CONFIRMED or ct.proto is None:
+            t = tr.gre_timeouts
+            ct.proto = GreState(t[GRE_CT_UNREPLIED], t[GRE_CT_REPLIED])
+        status = ct.status
+        if status & IPS_SEEN_REPLY:
+            tr.refresh_acct(ct, pkt, direction, ct.proto.stream_timeout)
+            if not status & IPS_NAT_CLASH:
+                ct.status |= IPS_ASSURED
+        else:
+            tr.refresh_acct(ct, pkt, direction, ct.proto.timeout)
+        return V_ACCEPT, None
 
 
 class Udp(L4Proto):
@@ -304,8 +357,7 @@ class Icmpv6(L4Proto):
 
 
 GENERIC = L4Proto()
-L4PROTOS = {p.protonum: p for p in (Tcp(), Udp(), UdpLite(), Icmp(), Icmpv6(),
-                                    PortsGeneric(IPPROTO_SCTP, "sctp"),
+L4PROTOS = {p.protonum: p for p in (Tcp(), Udp(), UdpLite(), Icmp(), Icmpv6(), Sctp(), Gre(),
                                     PortsGeneric(IPPROTO_DCCP, "dccp"))}
 
 

@@ -134,6 +134,10 @@ CTA_PROTOINFO_TCP_WSCALE_REPLY = 3
 CTA_PROTOINFO_TCP_FLAGS_ORIGINAL = 4
 CTA_PROTOINFO_TCP_FLAGS_REPLY = 5
 CTA_PROTOINFO_TCP_MAX = 5
+CTA_PROTOINFO_SCTP_STATE = 1            # enum ctattr_protoinfo_sctp
+CTA_PROTOINFO_SCTP_VTAG_ORIGINAL = 2
+CTA_PROTOINFO_SCTP_VTAG_REPLY = 3
+CTA_PROTOINFO_SCTP_MAX = 3
 NF_CT_TCP_FLAGS = Layout("nf_ct_tcp_flags", "=", ("flags", "B"), ("mask", "B"))
 
 # enum ctattr_counters, ctattr_tstamp
@@ -257,10 +261,16 @@ CTA_PROTOINFO_TCP_TABLE = NfTable("protoinfo_tcp", CTA_PROTOINFO_TCP_MAX, [
     NfAttr(CTA_PROTOINFO_TCP_FLAGS_REPLY, "flags_reply", "unspec", NF_CT_TCP_FLAGS.size),
 ])
 
+CTA_PROTOINFO_SCTP_TABLE = NfTable("protoinfo_sctp", CTA_PROTOINFO_SCTP_MAX, [
+    NfAttr(CTA_PROTOINFO_SCTP_STATE, "state", "u8"),
+    NfAttr(CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, "vtag_original", "be32"),     # policy NLA_U32
+    NfAttr(CTA_PROTOINFO_SCTP_VTAG_REPLY, "vtag_reply", "be32"),
+])
+
 CTA_PROTOINFO_TABLE = NfTable("protoinfo", CTA_PROTOINFO_MAX, [
     NfAttr(CTA_PROTOINFO_TCP, "tcp", "nested", next=CTA_PROTOINFO_TCP_TABLE),
     NfAttr(CTA_PROTOINFO_DCCP, "dccp", "nested"),
-    NfAttr(CTA_PROTOINFO_SCTP, "sctp", "nested"),
+    NfAttr(CTA_PROTOINFO_SCTP, "sctp", "nested", next=CTA_PROTOINFO_SCTP_TABLE),
 ])
 
 CTA_COUNTERS = NfTable("counters", CTA_COUNTERS_MAX, [

@@ -14,6 +14,7 @@ and print what ct_dpif_format_entry() prints.
 import errno
 import re
 import socket
+import sys
 
 from ...client.conntrack import AF_INET, AF_INET6, CtSocket, CtTuple
 from ...client.netlink import default_socket_path
@@ -44,6 +45,10 @@ PROTO_NAMES = {1: "icmp", 58: "icmpv6", 6: "tcp", 17: "udp", 132: "sctp", 136: "
 TCP_STATES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "CLOSE_WAIT",
               "FIN_WAIT_1", "CLOSING", "LAST_ACK", "FIN_WAIT_2", "TIME_WAIT")
 _KERNEL_TCP_TO_DPIF = {0: 0, 1: 2, 9: 2, 2: 3, 3: 4, 4: 6, 5: 5, 6: 8, 7: 10, 8: 7}
+# CT_DPIF_SCTP_STATE_*; nl_ct_sctp_state_to_dpif(): NONE and CLOSED are CLOSED
+SCTP_STATES = ("CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
+               "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT", "HEARTBEAT_ACKED",
+               "MAX_NUM")
 STATUS_NAMES = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT",
                 "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT",
                 "TEMPLATE", "UNTRACKED")
@@ -128,6 +133,12 @@ def format_entry(e, verbose=False, stats=False):
         else:
             p = "state=" + _state_name(coalesce_tcp_state(st))
         out.append(f",protoinfo=({p})")
+    elif e.sctp_state is not None:
+        # ct_dpif_format_protoinfo_sctp(); netlink-conntrack.c reads the big-endian
+        # tags with nl_attr_get_u32(), so they print in host byte order
+        st = e.sctp_state - 1 if 2 <= e.sctp_state <= 9 else 0
+        vt = [int.from_bytes(v.to_bytes(4, "big"), sys.byteorder) for v in e.sctp_vtag]
+        out.append(f",protoinfo=(state={SCTP_STATES[st]},vtag_orig={vt[0]},vtag_reply={vt[1]})")
     return "".join(out)
 
 
