@@ -219,43 +219,8 @@ def nat_packet(d, conn, ctinfo, manip, partial=False):
     return NF_ACCEPT
 
 
-def _inner_translation(d, conn, ctinfo, manip, hdrlen, partial, redirect):
-    """What both ICMP translations share: whether to act (None: accept as
-    is), after the redirect rule."""
-    if d[hdrlen] == redirect:
-        if conn.status & IPS_NAT_DONE_MASK != IPS_NAT_DONE_MASK or conn.status & IPS_NAT_MASK:
-            return False
-    d_ = _ctdir(ctinfo)
-    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
-    if d_ == IP_CT_DIR_REPLY:
-        statusbit ^= IPS_NAT_MASK
-    return None if not conn.status & statusbit else d_
-
-
-def icmp_reply_translation(d, conn, ctinfo, manip, partial=False):
-    """nf_nat_icmp_reply_translation(): True to accept (possibly rewritten)."""
-    if len(d) < 20:
-        return False
-    hdrlen = (d[0] & 0xF) * 4
-    if len(d) < hdrlen + 8 + 20:
-        return False
-    if not partial and CS.inet_csum(bytes(d[hdrlen:])) != 0:
-        return False                    # nf_ip_checksum(): a bad ICMP checksum
-    d_ = _inner_translation(d, conn, ctinfo, manip, hdrlen, partial, ICMP_REDIRECT)
-    if d_ is False:
-        return False
-    if d_ is None:
-        return True
-    other = conn.tuple[1 - d_]
-    if not ipv4_manip_pkt(d, hdrlen + 8, other, 1 - manip, partial):
-        return False
-    if not partial:
-        d[hdrlen + 2:hdrlen + 4] = b"\0\0"
-        _put16(d, hdrlen + 2, CS.inet_csum(bytes(d[hdrlen:])))
-    target = other.invert()
-    if target is None:
-        return False
-    return ipv4_manip_pkt(d, 0, target._replace(protonum=IPPROTO_ICMP), manip, partial)
+def _icmp_csum(d, hdrlen):
+    return CS.inet_csum(bytes(d[hdrlen:]))
 
 
 def _icmpv6_csum(d, hdrlen):
@@ -263,25 +228,49 @@ def _icmpv6_csum(d, hdrlen):
     return CS.inet_csum(pseudo, bytes(d[hdrlen:]))
 
 
-def icmpv6_reply_translation(d, conn, ctinfo, manip, hdrlen, partial=False):
-    """nf_nat_icmpv6_reply_translation(): True to accept (possibly rewritten)."""
-    if len(d) < hdrlen + 8 + 40:
+# per family: the inner header's minimum, the redirect type, the checksum
+# over the ICMP message, the header rewrite, the ICMP protocol
+_ICMP_V4 = (20, ICMP_REDIRECT, _icmp_csum, ipv4_manip_pkt, IPPROTO_ICMP)
+_ICMP_V6 = (40, NDISC_REDIRECT, _icmpv6_csum, ipv6_manip_pkt, IPPROTO_ICMPV6)
+
+
+def _reply_translation(d, conn, ctinfo, manip, hdrlen, partial, fam):
+    """What nf_nat_icmp_reply_translation() and its IPv6 twin do: the
+    embedded packet as the other direction sent it, the ICMP checksum
+    recomputed, then the outer header as the reply to it."""
+    inner_min, redirect, csum, manip_pkt, proto = fam
+    if len(d) < hdrlen + 8 + inner_min:
         return False
-    if not partial and _icmpv6_csum(d, hdrlen) != 0:
-        return False                    # nf_ip6_checksum()
-    d_ = _inner_translation(d, conn, ctinfo, manip, hdrlen, partial, NDISC_REDIRECT)
-    if d_ is False:
-        return False
-    if d_ is None:
+    if not partial and csum(d, hdrlen) != 0:
+        return False                    # nf_ip_checksum() / nf_ip6_checksum()
+    if d[hdrlen] == redirect:
+        if conn.status & IPS_NAT_DONE_MASK != IPS_NAT_DONE_MASK or conn.status & IPS_NAT_MASK:
+            return False
+    d_ = _ctdir(ctinfo)
+    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    if d_ == IP_CT_DIR_REPLY:
+        statusbit ^= IPS_NAT_MASK
+    if not conn.status & statusbit:
         return True
     other = conn.tuple[1 - d_]
-    if not ipv6_manip_pkt(d, hdrlen + 8, other, 1 - manip, partial):
+    if not manip_pkt(d, hdrlen + 8, other, 1 - manip, partial):
         return False
     if not partial:
         d[hdrlen + 2:hdrlen + 4] = b"\0\0"
-        _put16(d, hdrlen + 2, _icmpv6_csum(d, hdrlen))
+        _put16(d, hdrlen + 2, csum(d, hdrlen))
     target = other.invert()
     if target is None:
         return False
-    return ipv6_manip_pkt(d, 0, target._replace(protonum=IPPROTO_ICMPV6), manip, partial)
+    return manip_pkt(d, 0, target._replace(protonum=proto), manip, partial)
 
+
+def icmp_reply_translation(d, conn, ctinfo, manip, partial=False):
+    """nf_nat_icmp_reply_translation(): True to accept (possibly rewritten)."""
+    if len(d) < 20:
+        return False
+    return _reply_translation(d, conn, ctinfo, manip, (d[0] & 0xF) * 4, partial, _ICMP_V4)
+
+
+def icmpv6_reply_translation(d, conn, ctinfo, manip, hdrlen, partial=False):
+    """nf_nat_icmpv6_reply_translation(): True to accept (possibly rewritten)."""
+    return _reply_translation(d, conn, ctinfo, manip, hdrlen, partial, _ICMP_V6)
