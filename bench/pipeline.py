@@ -8,6 +8,9 @@ Measures, with dummy ports:
   ports use), for batches of one (Datapath.receive_batch with one frame:
   what a real port hands over when a look at its ring or socket finds one
   frame, the lightly loaded case) and batches of 256 (a loaded port);
+- established connections through conntrack: ct(zone)+recirc, and the
+  same with NAT (ct(nat) translating every packet), against the one-flow
+  path of the same run;
 - flow installs/s and upcall round trips/s over the control socket;
 - memory per flow with 100k flows.
 
@@ -126,6 +129,41 @@ class _Sink:
 
     def clear(self):
         self.n = 0
+
+
+def bench_conntrack(n, nat=False, n_conns=1):
+    """Packets/s of established UDP connections (port 1 to port 2) through
+    ct(zone=1[,nat]),recirc then a match on ct_state, in batches of 256."""
+    m, dp, (p1, p2) = setup()
+    eth = "eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x0800),ipv4(frag=no)"
+    reth = "eth(src=00:00:00:00:00:02,dst=00:00:00:00:00:01),eth_type(0x0800),ipv4(frag=no)"
+    lookup = "ct(zone=1,nat)" if nat else "ct(zone=1)"
+    commit = "ct(commit,zone=1,nat(src=10.9.9.9))" if nat else "ct(commit,zone=1)"
+    for key, acts in (
+            (f"recirc_id(0),in_port(1),ct_state(-trk),{eth}", f"{lookup},recirc(0x1)"),
+            (f"recirc_id(0x1),in_port(1),ct_state(+trk+new),{eth}", f"{commit},2"),
+            (f"recirc_id(0x1),in_port(1),ct_state(+trk+est),{eth}", "2"),
+            (f"recirc_id(0),in_port(2),ct_state(-trk),{reth}", f"{lookup},recirc(0x2)"),
+            (f"recirc_id(0x2),in_port(2),ct_state(+trk+est),{reth}", "1")):
+        install(dp, key, acts)
+    a, b, snat = ip_int("10.0.0.1"), ip_int("10.0.0.2"), ip_int("10.9.9.9")
+    frames = [udp_frame(a, b, 1000 + i, 2000) for i in range(n_conns)]
+    for i, f in enumerate(frames):               # open each connection, then a reply
+        dp.receive_batch([f], p1)
+        dst = snat if nat else a
+        dp.receive_batch([udp_frame(b, dst, 2000, 1000 + i, b"\0\0\0\0\0\x02",
+                                    b"\0\0\0\0\0\x01")], p2)
+    assert len(dp.conntrack) == n_conns, "the connections were not committed"
+    batch = (frames * (256 // n_conns + 1))[:256]
+    p2.sent = _Sink()
+
+    def run():
+        rb = dp.receive_batch
+        for _ in range(n // 256):
+            rb(batch, p1)
+    r = rate(run, n // 256 * 256)
+    assert p2.sent.n >= n // 256 * 256, "frames did not reach the output port"
+    return r
 
 
 def masks_for(n_masks):
@@ -273,6 +311,13 @@ def main(argv=None):
     print(f"one flow, single frames      {single:12,.0f} packets/s")
     print(f"one flow, batches of 1       {one:12,.0f} packets/s")
     print(f"one flow, batches of 256     {batch:12,.0f} packets/s")
+    print("conntrack, established UDP, batches of 256:")
+    for nat, conns, title in ((False, 1, "ct(zone)+recirc, 1 connection"),
+                              (False, 1000, "ct(zone)+recirc, 1000 conns "),
+                              (True, 1, "ct(nat)+recirc, 1 connection "),
+                              (True, 1000, "ct(nat)+recirc, 1000 conns  ")):
+        r = bench_conntrack(n // 4, nat, conns)
+        print(f"  {title}{r:12,.0f} packets/s  (x{r / batch:.2f} of one flow)")
     for emc, mc, title in ((True, True, "exact-match cache on (repeated flows):"),
                            (False, True, "exact-match cache off, mask cache on:"),
                            (False, False, "both caches off (a tuple-space search per packet):")):

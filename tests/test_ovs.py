@@ -246,6 +246,73 @@ def test_a_meter_limits_a_flood_to_its_rate(stack):
     stack.ofctl("del-meters", br)
 
 
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7201))
+while True:
+    data, peer = s.recvfrom(100)
+    s.sendto(peer[0].encode(), peer)
+"""
+UDP_ASK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for _ in range(10):
+    s.sendto(b"?", (sys.argv[1], 7201))
+    try:
+        print(s.recv(100).decode())
+        break
+    except socket.timeout:
+        pass
+else:
+    print("timeout")
+"""
+
+
+def test_openflow_conntrack_and_snat(stack):
+    """A stateful firewall with SNAT in OpenFlow ct() actions: connections
+    from the first host go out as 10.77.0.100 and their replies come back;
+    the second host cannot start one."""
+    br, (v1, v2, _) = stack.br, stack.ports
+    h1, h2 = stack.hosts[0], stack.hosts[1]
+    mac1 = run("cat", "/sys/class/net/eth0/address", ns=h1, capture=True).strip()
+    run("ip", "neigh", "replace", "10.77.0.100", "lladdr", mac1, "dev", "eth0", ns=h2)
+    stack.ofctl("del-flows", br)
+    for f in ("table=0,priority=10,arp,actions=NORMAL",
+              "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,zone=5,nat)",
+              f"table=1,in_port={v1},ip,ct_state=+trk+new,"
+              f"actions=ct(commit,zone=5,nat(src=10.77.0.100)),output:{v2}",
+              f"table=1,in_port={v1},ip,ct_state=+trk+est,actions=output:{v2}",
+              f"table=1,in_port={v2},ip,ct_state=+trk+est,actions=output:{v1}",
+              f"table=1,in_port={v2},ip,ct_state=+trk+new,actions=drop"):
+        stack.ofctl("add-flow", br, f)
+    p = subprocess.Popen(["ip", "netns", "exec", h2, sys.executable, "-c", UDP_ECHO],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = subprocess.run(["ip", "netns", "exec", h1, sys.executable, "-c", UDP_ASK,
+                            "10.77.0.2"], capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == "10.77.0.100", r.stdout + stack.log("ovs-vswitchd")
+    finally:
+        p.kill()
+        p.wait()
+    assert stack.ping(1, "10.77.0.2") == (3, 3)
+    assert stack.ping(2, "10.77.0.1", count=2)[1] == 0
+    flows = stack.appctl("dpctl/dump-flows")
+    assert "nat(src=10.77.0.100)" in flows and "ct_state(+new" in flows, flows
+    # ovs-vswitchd reads the connections through ctnetlink, as on the kernel
+    conns = stack.appctl("dpctl/dump-conntrack", "zone=5")
+    assert re.search(r"udp,orig=\(src=10\.77\.0\.1,dst=10\.77\.0\.2,sport=\d+,dport=7201\),"
+                     r"reply=\(src=10\.77\.0\.2,dst=10\.77\.0\.100,sport=7201,dport=\d+\),"
+                     r"zone=5", conns), conns
+    assert "icmp,orig=(src=10.77.0.1,dst=10.77.0.2," in conns, conns
+    stack.appctl("dpctl/flush-conntrack", "zone=5")
+    assert stack.appctl("dpctl/dump-conntrack", "zone=5").strip() == ""
+    assert _complaints(stack.log("ovs-vswitchd")) == []
+    stack.ofctl("del-flows", br)
+    stack.ofctl("add-flow", br, "actions=NORMAL")
+
+
 def test_a_vswitchd_restart_keeps_the_datapath_and_its_flows(stack):
     stack.ofctl("del-flows", stack.br)
     stack.ofctl("add-flow", stack.br, "actions=NORMAL")
