@@ -196,7 +196,10 @@ def main(argv=None):
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt
+    # SIGINT too: a process started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then leaves it so
     old = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)
     try:
         ok = demo.run()
     except KeyboardInterrupt:
@@ -208,6 +211,7 @@ def main(argv=None):
     finally:
         demo.stop()
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
     print("\nall pings answered and the transfer completed; everything has been removed"
           if ok else "\nsome checks failed (see above); everything has been removed")
     return 0 if ok else 1
