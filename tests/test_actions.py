@@ -881,7 +881,7 @@ def test_explicit_drop_reasons():
     assert len(dp.out(2)) == 1
 
 
-@pytest.mark.parametrize("act", [(PSAMPLE, (1, b""))])
+@pytest.mark.parametrize("act", [(U.OVS_ACTION_ATTR_POP_NSH, None)])
 def test_unsupported_actions_are_errors(act):
     dp = FakeDP()
     err, _ = run(dp, tcp4(), [act, (OUTPUT, 2)])

@@ -262,12 +262,24 @@ def test_arp_op_over_255_einval(dp):
     ("clone(" * 17 + "2" + ")" * 17, errno.EOVERFLOW),
     ("drop,2", errno.EINVAL),
     ("ct(commit,helper=ftp)", errno.EOPNOTSUPP),
-    ("psample(group=1)", errno.EOPNOTSUPP),
 ])
 def test_bad_actions(dp, text, err):
     dpif = dp[0]
     a = acts(text)
     assert err_of(dpif.flow_new, "fdp", key(), a) == err
+
+
+def test_psample_is_kept_and_dumped_as_it_came_without_the_nested_flag(dp):
+    dpif = dp[0]
+    a = acts("psample(group=1,cookie=0xc0ffee),2")
+    assert struct.unpack_from("=H", a, 2)[0] == U.OVS_ACTION_ATTR_PSAMPLE | U.NLA_F_NESTED
+    dpif.flow_new("fdp", key(), a)
+    (f,) = dpif.flow_dump("fdp")
+    assert f.actions == struct.pack("=HH", 20, U.OVS_ACTION_ATTR_PSAMPLE) + a[4:]
+    # nla_parse_nested(): without NLA_F_NESTED it is EINVAL
+    bare = struct.pack("=HH", 20, U.OVS_ACTION_ATTR_PSAMPLE) + a[4:20]
+    assert err_of(dpif.flow_new, "fdp", key(KEY.replace("in_port(1)", "in_port(2)")),
+                  bare) == errno.EINVAL
 
 
 def test_check_pkt_len_needs_both_branches(dp):

@@ -240,7 +240,7 @@ def test_dec_ttl_and_psample_bytes():
                              nla_nest(U.OVS_DEC_TTL_ATTR_ACTION,
                                       nla_u32(U.OVS_ACTION_ATTR_OUTPUT, 1)))
                     + nla_nest(U.OVS_ACTION_ATTR_PSAMPLE, nla_u32(U.OVS_PSAMPLE_ATTR_GROUP, 3),
-                               nla(U.OVS_PSAMPLE_ATTR_COOKIE, b"\xab\xcd")))
+                               nla(U.OVS_PSAMPLE_ATTR_COOKIE, b"\xab\xcd"), flag=True))
 
 
 @pytest.mark.parametrize("text,where,why", [

@@ -427,7 +427,8 @@ LEAF_ACTIONS = st.one_of(
     st.tuples(u32, st.one_of(st.none(), st.binary(min_size=1, max_size=16))).map(
         lambda gc: nla_nest(U.OVS_ACTION_ATTR_PSAMPLE,
                             nla(U.OVS_PSAMPLE_ATTR_GROUP, pu32(gc[0])),
-                            *([] if gc[1] is None else [nla(U.OVS_PSAMPLE_ATTR_COOKIE, gc[1])]))),
+                            *([] if gc[1] is None else [nla(U.OVS_PSAMPLE_ATTR_COOKIE, gc[1])]),
+                            flag=True)),
     userspace_action(), set_action(), ct_action(),
 )
 

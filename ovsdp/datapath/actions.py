@@ -26,8 +26,10 @@ skb->len (TRUNC, CHECK_PKT_LEN, the truncation on output) therefore do not
 count an outer tag here either, so results match the kernel's on the wire.
 
 Errors are positive errno values (0 for success), like the rest of ovsdp.
-PSAMPLE and NSH actions are not supported: executing one is an action
-error (EOPNOTSUPP); validation rejects them before.  CT is
+PSAMPLE is :mod:`.psample` (sample() hands it its probability in
+``skb.probability``, OVS_CB(skb)->probability).  NSH actions are not
+supported: executing one is an action error (EOPNOTSUPP); validation
+rejects them before.  CT is
 :mod:`.conntrack` (helpers and timeout policies not yet); a fragment is
 reassembled first (:mod:`.ip_defrag`: one kept for later ends the list
 quietly, as -EINPROGRESS does) and output refragments a reassembled
@@ -54,6 +56,7 @@ from . import flow_hash as FH
 from . import flow_key as FK
 from . import ip_fragment as IPF
 from . import key_layout as K
+from . import psample as PS
 from .actions_headers import (
     ETH_HLEN,
     MAX_L2_LEN,
@@ -97,6 +100,10 @@ class ActionsDatapath(Protocol):
 
     def get_upcall_portid(self, cpu):
         """ovs_dp_get_upcall_portid() (per-CPU dispatch)."""
+
+    @property
+    def psample(self):
+        """The module's psample (psample.Psample), or None: no sampling."""
 
     @property
     def conntrack(self):
@@ -144,7 +151,7 @@ A_DEC_TTL = U.OVS_ACTION_ATTR_DEC_TTL
 A_DROP = U.OVS_ACTION_ATTR_DROP
 A_PSAMPLE = U.OVS_ACTION_ATTR_PSAMPLE
 
-_UNSUPPORTED = frozenset((A_PSAMPLE, A_PUSH_NSH, A_POP_NSH))
+_UNSUPPORTED = frozenset((A_PUSH_NSH, A_POP_NSH))
 
 # actions_may_change_flow() (flow_netlink.c): the actions that leave the
 # flow key alone.  A nested list made only of these runs with the caller's
@@ -355,8 +362,13 @@ def _sample(dp, skb, kx, arg, last):
         if last:
             dp.drop(skb, U.OVS_DROP_LAST_ACTION)
         return 0
+    init_probability = skb.probability
+    skb.probability = prob              # what a psample in the list reports
     exec_ = last or not _may_change_flow(acts)
-    return _clone_execute(dp, skb, kx, 0, acts, last, not exec_)
+    err = _clone_execute(dp, skb, kx, 0, acts, last, not exec_)
+    if not last:
+        skb.probability = init_probability
+    return err
 
 
 def _clone(dp, skb, kx, acts, last):
@@ -474,6 +486,12 @@ def _do_execute(dp, skb, kx, acts):
         elif t == A_DROP:
             dp.drop(skb, U.OVS_DROP_EXPLICIT_WITH_ERROR if arg else U.OVS_DROP_EXPLICIT)
             return 0
+        elif t == A_PSAMPLE:
+            PS.execute_psample(dp, skb, kx, arg)
+            skb.cutlen = 0
+            if last:
+                return 0            # consume_skb(): not a drop
+            continue
         elif t in _UNSUPPORTED:
             err = errno.EOPNOTSUPP
         if err:

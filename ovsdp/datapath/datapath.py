@@ -109,6 +109,11 @@ class Datapath:
         """The fragment queues of the datapath's namespace (ip_defrag.Defrag)."""
         return self.net.defrag
 
+    @property
+    def psample(self):
+        """The module's psample (groups, the sampling channel)."""
+        return self.module.psample
+
     def receive(self, data, vport, vnet=None, meta=None):
         """A frame arrived on ``vport`` (netdev_frame_hook -> ovs_vport_receive).
 

@@ -48,11 +48,11 @@ Deliberate differences from the kernel:
   leaves one out) keeps both values instead of the last one written.
 - NSH flow keys and set(nsh) are refused with EOPNOTSUPP (key_layout has no
   NSH fields); put_key() emits nothing for an NSH eth_type.
-- The CT, PSAMPLE, PUSH_NSH and POP_NSH actions are refused with
-  EOPNOTSUPP (not implemented yet; the kernel does the same for PSAMPLE
-  without CONFIG_PSAMPLE), CT, PSAMPLE and POP_NSH after the kernel's checks
-  (a malformed one gets the kernel's errno; CT's are in conntrack.py).
-  CT_CLEAR and METER are accepted.
+- The PUSH_NSH and POP_NSH actions are refused with EOPNOTSUPP (not
+  implemented yet), POP_NSH after the kernel's checks (a malformed one gets
+  the kernel's errno); so is a CT action with a helper or a timeout policy
+  (its checks are in conntrack.py).  PSAMPLE is validated, kept and dumped
+  as the kernel does (psample.py).  CT_CLEAR and METER are accepted.
 - ovs_ct_verify() is taken to accept every conntrack key attribute (a
   kernel with conntrack zones, marks and labels).
 - The tunnel ID is emitted without an OVS_TUNNEL_KEY_ATTR_PAD attribute, as

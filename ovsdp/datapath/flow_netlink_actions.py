@@ -14,7 +14,6 @@ import errno
 
 from .. import uapi as U
 from ..netlink.attr import (
-    BINARY,
     NESTED,
     U16,
     U32,
@@ -28,7 +27,7 @@ from ..netlink.attr import (
     validate_nla,
 )
 from ..uapi import attrs as ATTRS
-from . import conntrack
+from . import conntrack, psample
 from . import key_layout as K
 from .flow_netlink_match import (
     _ALL_TUN_MASK,
@@ -109,11 +108,6 @@ _CPL_POLICY = {
     U.OVS_CHECK_PKT_LEN_ATTR_ACTIONS_IF_LESS_EQUAL: Policy(NESTED),
 }
 
-_PSAMPLE_POLICY = {
-    U.OVS_PSAMPLE_ATTR_GROUP: Policy(U32),
-    U.OVS_PSAMPLE_ATTR_COOKIE: Policy(BINARY, U.OVS_PSAMPLE_COOKIE_MAX_SIZE),
-}
-
 _ACTION_NAMES = {v: k[len("OVS_ACTION_ATTR_"):] for k, v in vars(U).items()
                  if k.startswith("OVS_ACTION_ATTR_") and v <= OVS_ACTION_ATTR_MAX
                  and not k.startswith("OVS_ACTION_ATTR_MAX")}
@@ -168,14 +162,6 @@ def _validate_push_nsh(payload, log):
         raise _err(log, f"nsh attribute has unmatched MD type {mdtype}.")
     if U.OVS_NSH_KEY_ATTR_BASE not in has or not (md1 or md2):
         raise _err(log, "push_nsh: missing base or metadata attributes")
-
-
-def _validate_psample(payload, log):
-    """validate_psample(): a u32 group is required, a cookie of at most 16 bytes."""
-    a = _parse_deprecated_strict(payload, U.OVS_PSAMPLE_ATTR_MAX, _PSAMPLE_POLICY, log,
-                                 "psample action")
-    if U.OVS_PSAMPLE_ATTR_GROUP not in a:
-        raise _err(log, "psample action needs OVS_PSAMPLE_ATTR_GROUP")
 
 
 def _parse_deprecated_strict(payload, maxtype, policy, log, what):
@@ -575,8 +561,7 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
             mac_proto_none = True
             out.append((t, None))
         elif t == A.OVS_ACTION_ATTR_PSAMPLE:
-            _validate_psample(p, log)        # malformed: EINVAL, as the kernel says
-            raise _not_implemented(t, log)
+            out.append((t, psample.validate_psample(raw, p, log)))
         elif t == A.OVS_ACTION_ATTR_POP_NSH:
             if st.eth_type != K.ETH_P_NSH:
                 raise _err(log, f"pop_nsh on a flow with eth_type {st.eth_type:#06x}")
@@ -695,6 +680,8 @@ def put_actions(acts):
             out.append(nla_nest(t, nla_nest(U.OVS_DEC_TTL_ATTR_ACTION, put_actions(arg))))
         elif t == U.OVS_ACTION_ATTR_CT:
             out.append(nla_nest(t, conntrack.action_to_attrs(arg)))
+        elif t == U.OVS_ACTION_ATTR_PSAMPLE:        # as it came, without NLA_F_NESTED
+            out.append(nla(t, arg.raw))
         else:
             raise ValueError(f"cannot put action type {t}")
     return b"".join(out)

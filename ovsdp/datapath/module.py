@@ -33,6 +33,7 @@ from .families.ct_limit import CtLimitInfo
 from .ip_defrag import Defrag
 from .nf_conntrack import ConnTracker
 from .nf_conntrack_netlink import Ctnetlink
+from .psample import Psample
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Module:
         self.vport_types[ops.type] = ops
 
     def _register_families(self):
-        from .families import ct_limit, dp, dummy, flow, meter, packet, vport
+        from .families import ct_limit, dp, dummy, flow, meter, packet, psample, vport
         g = self.genl
         self.datapath_family = g.register(dp.make_family(self))
         self.vport_family = g.register(vport.make_family(self))
@@ -107,6 +108,8 @@ class Module:
         self.dummy_family = g.register(dummy.make_family(self))
         self.meter_family = g.register(meter.make_family(self))
         self.ct_limit_family = g.register(ct_limit.make_family(self))
+        self.psample_family = g.register(psample.make_family(self))
+        self.psample = Psample(self.psample_family)     # net/psample: groups, sampling
 
     # ----------------------------------------------------------- namespaces
     @property
@@ -133,6 +136,7 @@ class Module:
         if net is self.init_net or net.in_use() or net.closed:
             return
         net.closed = True
+        self.psample.forget_net(net)
         if self.nets.get(net.key) is net:
             del self.nets[net.key]
         if self.net_unused is not None:

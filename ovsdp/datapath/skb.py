@@ -34,7 +34,7 @@ class Skb:
 
     __slots__ = ("data", "input_vport", "priority", "mark", "hash", "l4_hash",
                  "sw_hash", "mru", "cutlen", "tun_info", "nfct", "csum_partial",
-                 "upcall_pid", "frag_id")
+                 "upcall_pid", "frag_id", "probability")
 
     def __init__(self, data, input_vport=None, priority=0, mark=0):
         self.data = data
@@ -51,6 +51,7 @@ class Skb:
         self.csum_partial = None  # (csum_start, csum_offset) when the L4 checksum is partial
         self.upcall_pid = 0       # OVS_PACKET_ATTR_UPCALL_PID of an EXECUTE
         self.frag_id = None       # the IPv6 fragment id of a reassembled datagram
+        self.probability = 0      # OVS_CB(skb)->probability: the sample() it runs in (0: none)
 
     def clone(self):
         d = self.data
@@ -67,6 +68,7 @@ class Skb:
         c.csum_partial = self.csum_partial
         c.upcall_pid = self.upcall_pid
         c.frag_id = self.frag_id
+        c.probability = self.probability
         return c
 
     def writable(self):

@@ -19,6 +19,9 @@ GENL_START_ALLOC = 0x13          # GENL_ID_PMCRAID + 1
 # Multicast group ids reserved by Linux: 0, 1, GENL_ID_CTRL, VFS_DQUOT, PMCRAID.
 _RESERVED_GROUPS = {0, 1, 0x10, 0x11, 0x12}
 NLMSG_GOODSIZE = 8192            # default bytes per dump datagram
+# genl_multicast_group.flags (net/genetlink.h): who may join the group
+GENL_MCAST_CAP_NET_ADMIN = 0x01
+GENL_MCAST_CAP_SYS_ADMIN = 0x02
 DUMP_SIZE_MAX = 32768
 
 
@@ -46,9 +49,13 @@ class Op:
 
 
 class Family:
-    """A genl_family: name, version, fixed header size, policy, ops, groups."""
+    """A genl_family: name, version, fixed header size, policy, ops, groups.
 
-    def __init__(self, name, version, maxattr, policy=None, hdrsize=0, mcgrps=()):
+    ``mcgrp_flags`` maps a group's name to its GENL_MCAST_CAP_* flags.
+    """
+
+    def __init__(self, name, version, maxattr, policy=None, hdrsize=0, mcgrps=(),
+                 mcgrp_flags=None):
         self.name = name
         self.version = version
         self.maxattr = maxattr
@@ -56,6 +63,7 @@ class Family:
         self.hdrsize = hdrsize
         self.mcgrp_names = list(mcgrps)
         self.mcgrp_ids = {}
+        self.mcgrp_flags = dict(mcgrp_flags or {})
         self.ops = {}
         self.id = None
         self.core = None
@@ -71,8 +79,9 @@ class Family:
         return build_genl(self.id, cmd, self.version if version is None else version,
                           flags, seq, pid, body)
 
-    def has_listeners(self, group=None):
-        return self.core.has_listeners(self.group_id(group))
+    def has_listeners(self, group=None, net=None):
+        """genl_has_listeners(): members of the group (in ``net`` when given)."""
+        return self.core.has_listeners(self.group_id(group), net)
 
 
 class Peer:
@@ -233,6 +242,7 @@ class GenlCore:
         self._next_id = GENL_START_ALLOC
         self._groups_used = set(_RESERVED_GROUPS)
         self.members = {}            # group id -> set of peers
+        self.group_flags = {}        # group id -> GENL_MCAST_CAP_* flags
         self.ctrl = self._make_ctrl()
 
     # ------------------------------------------------------------ registry
@@ -255,6 +265,7 @@ class GenlCore:
                     gid += 1
             self._groups_used.add(gid)
             family.mcgrp_ids[name] = gid
+            self.group_flags[gid] = family.mcgrp_flags.get(name, 0)
         self.families[family_id] = family
         self.by_name[family.name] = family
         return family
@@ -264,8 +275,12 @@ class GenlCore:
 
     # ----------------------------------------------------------- multicast
     def join(self, peer, gid):
+        """NETLINK_ADD_MEMBERSHIP: genl_bind() refuses a group flagged
+        GENL_MCAST_CAP_*_ADMIN to a socket without the capability (EPERM)."""
         if not self.group_exists(gid):
             raise NetlinkError(errno.EINVAL, f"no multicast group {gid}")
+        if self.group_flags.get(gid, 0) and not peer.net_admin:
+            raise NetlinkError(errno.EPERM, f"multicast group {gid} needs CAP_NET_ADMIN")
         peer.groups.add(gid)
         self.members.setdefault(gid, set()).add(peer)
 
@@ -283,8 +298,11 @@ class GenlCore:
             peer.dump.close()
             peer.dump = None
 
-    def has_listeners(self, gid):
-        return bool(self.members.get(gid))
+    def has_listeners(self, gid, net=None):
+        members = self.members.get(gid)
+        if not members or net is None:
+            return bool(members)
+        return any(p.net is net for p in members)
 
     def multicast(self, gid, data, net, exclude=None):
         """genlmsg_multicast_netns(): to the group's members in ``net``."""

@@ -606,7 +606,7 @@ def _parse_call(cur, ctx, word, start):
             cur.i = j
             parts.append(nla(U.OVS_PSAMPLE_ATTR_COOKIE, cookie))
         _close(cur)
-        return nla_nest(U.OVS_ACTION_ATTR_PSAMPLE, *parts)
+        return nla_nest(U.OVS_ACTION_ATTR_PSAMPLE, *parts, flag=True)   # nla_parse_nested()
     cur.fail(f"unknown action '{word}'", start)
 
 
