@@ -21,15 +21,7 @@ from ovsdp.client.dpif import Dpif
 from ovsdp.testbed import run
 
 from .conftest import subprocess_daemon
-
-
-def _why_not():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, veths)"
-    if not shutil.which("ip"):
-        return "needs the ip command (iproute2)"
-    return None
-
+from .test_netns import _why_not
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")]
