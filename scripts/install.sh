@@ -21,6 +21,8 @@ if [ "$want_test" = 1 ]; then
     # openvswitch-source: Open vSwitch's kernel test suite (tests/ovs_kmod_suite.py),
     # which also uses nc and tcpdump
     pkgs="$pkgs util-linux mininet openvswitch-source netcat-openbsd tcpdump"
+    # wget, lftp, net-tools (netstat): the suite's FTP/TFTP (conntrack helper) tests
+    pkgs="$pkgs wget lftp net-tools"
     # conntrack: the conntrack tool over ovsdp's ctnetlink (tests/test_ctnetlink_netns.py)
     pkgs="$pkgs conntrack"
     # iputils-arping: the kernel's openvswitch selftests (tests/kernel_selftests.py)

@@ -107,6 +107,65 @@ def subprocess_daemon(path, *extra):
         log.close()
 
 
+@contextlib.contextmanager
+def two_host_datapath(prefix, net4, net6="fd00::", flows=lambda pa, pb: ()):
+    """Two hosts (namespaces ``prefix``h1, h2 of a Testbed) on the netdev
+    ports of datapath ``prefix``d in a subprocess daemon, with the ODP text
+    ``flows(pa, pb)`` gives (pairs of key and actions, by port number);
+    yields (socket, datapath name, testbed).  Every namespace and link named
+    with ``prefix`` is removed afterwards, also when something failed."""
+    from ovsdp import testbed
+    from ovsdp.cli import dpctl
+
+    tmp = tempfile.mkdtemp(prefix=prefix + "-")
+    os.chmod(tmp, 0o755)
+    sock = os.path.join(tmp, "ovsdp.sock")
+    dp = prefix + "d"
+    bed = testbed.Testbed([f"{prefix}h{i}" for i in (1, 2)], port_prefix="p-",
+                          net4=net4, net6=net6)
+    try:
+        with bed, subprocess_daemon(sock):
+            for _ in range(200):            # the socket file exists before listen()
+                try:
+                    Dpif(sock).close()
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.02)
+            with Dpif(sock) as c:
+                c.dp_new(dp, upcall_pid=0)
+                for h in bed.hosts:
+                    h.port_no = c.vport_new(dp, h.port, "netdev").port_no
+            for key, actions in flows(*(h.port_no for h in bed.hosts)):
+                err = []
+                with open(os.devnull, "w") as null:
+                    rc = dpctl.run(["add-flow", dp, key, actions], socket=sock, stdout=null,
+                                   stderr=Lines(err))
+                assert rc == 0, "".join(err)
+            yield sock, dp, bed
+    finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        for n in testbed.run("ip", "netns", "list", capture=True).split():
+            if n.startswith(prefix):
+                testbed.run("ip", "netns", "del", n, check=False)
+        for n in os.listdir("/sys/class/net"):
+            if prefix in n:
+                testbed.run("ip", "link", "del", n, check=False)
+
+
+class Lines:
+    """A text sink that keeps what is written (a stderr for dpctl.run)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    def write(self, text):
+        self.buf.append(text)
+
+    def flush(self):
+        pass
+
+
 def add_arp_flows(dpif, dp, n):
     """``n`` exact ARP flows (source MACs 1..n) from port 1 to port 1."""
     from ovsdp import uapi as U

@@ -59,6 +59,15 @@ with Dpif() as d:
     d.ct_set_limits([(-1, 0)])
 "
         exit 0 ;;
+    nfnetlink_cttimeout)
+        # built into ovsdp; unloading it drops the namespace's timeout
+        # policies (cttimeout_net_exit): the unused ones, the rest stay in use
+        [ $remove = 1 ] && "$PYTHON" -c "
+from ovsdp.client.conntrack import CtSocket
+with CtSocket() as s:
+    s.del_timeout_policy()
+"
+        exit 0 ;;
     vport_*) exit 0 ;;
     esac
 done
@@ -118,7 +127,9 @@ SHELL=${{CONFIG_SHELL-'/bin/sh'}}
     with open(os.path.join(tests, "atlocal.in")) as f:
         atlocal = f.read()
     for k, v in (("HAVE_OPENSSL", "yes"), ("OPENSSL_SUPPORTS_SNI", "yes"),
-                 ("HAVE_UNBOUND", "no"), ("EGREP", "grep -E"), ("PYTHON3", "python3"),
+                 ("HAVE_UNBOUND", "no"), ("EGREP", "grep -E"),
+                 # the Python with the test extras (pyftpdlib, tftpy for test-l7.py)
+                 ("PYTHON3", sys.executable),
                  ("CFLAGS", "")):
         atlocal = atlocal.replace(f"@{k}@", v)
     with open(os.path.join(tests, "atlocal"), "w") as f:
@@ -164,6 +175,11 @@ set -e
 mount --make-rprivate /
 mkdir -p /run/netns
 mount -t tmpfs ovsdp-kmod /run/netns
+# the kernel configuration the suite checks (CHECK_CONNTRACK_TIMEOUT) is
+# ovsdp's: conntrack timeout policies are built in
+mkdir -p "$WORK/boot"
+echo CONFIG_NF_CONNTRACK_TIMEOUT=y > "$WORK/boot/config-$(uname -r)"
+mount --bind "$WORK/boot" /boot
 ip link set lo up
 "$PYTHON" -m ovsdp daemon --socket "$OVSDP_SOCKET" > "$WORK/ovsdp.log" 2>&1 &
 daemon=$!

@@ -13,16 +13,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 import pytest
 
-from ovsdp import preload, testbed
+from ovsdp import preload
 from ovsdp.cli import dpctl
-from ovsdp.client.dpif import Dpif
 
-from .conftest import ROOT, subprocess_daemon
+from .conftest import ROOT, Lines, two_host_datapath
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip")
@@ -45,18 +42,7 @@ s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
 
 def _text(sock, *args):
     out, err = [], []
-
-    class Sink:
-        def __init__(self, buf):
-            self.buf = buf
-
-        def write(self, text):
-            self.buf.append(text)
-
-        def flush(self):
-            pass
-
-    rc = dpctl.run(list(args), socket=sock, stdout=Sink(out), stderr=Sink(err))
+    rc = dpctl.run(list(args), socket=sock, stdout=Lines(out), stderr=Lines(err))
     return rc, "".join(out), "".join(err)
 
 
@@ -66,51 +52,24 @@ def ovsdp_run(sock, *argv):
     return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=60)
 
 
+def _flows(pa, pb):
+    ip = "eth(),eth_type(0x0800),ipv4()"
+    return [
+        (f"in_port({pa}),eth(),eth_type(0x0806),arp()", f"{pb}"),
+        (f"in_port({pb}),eth(),eth_type(0x0806),arp()", f"{pa}"),
+        (f"recirc_id(0),in_port({pa}),ct_state(-trk),{ip}", f"ct(zone={ZONE}),recirc(0x1)"),
+        (f"recirc_id(0x1),in_port({pa}),ct_state(+trk+new),{ip}",
+         f"ct(commit,zone={ZONE},mark=0x2a/0xffffffff,label=0x1020304/0xffffffff),{pb}"),
+        (f"recirc_id(0x1),in_port({pa}),ct_state(+trk+est),{ip}", f"{pb}"),
+        (f"recirc_id(0),in_port({pb}),ct_state(-trk),{ip}", f"ct(zone={ZONE}),recirc(0x2)"),
+        (f"recirc_id(0x2),in_port({pb}),ct_state(+trk+est),{ip}", f"{pa}"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def fw():
-    tmp = tempfile.mkdtemp(prefix="ovcn-")
-    sock = os.path.join(tmp, "ovsdp.sock")
-    dp = PREFIX + "d"
-    bed = testbed.Testbed([f"{PREFIX}h{i}" for i in (1, 2)], port_prefix="p-",
-                          net4=NET4, net6=NET6)
-    try:
-        with bed, subprocess_daemon(sock):
-            for _ in range(200):            # the socket file exists before listen()
-                try:
-                    Dpif(sock).close()
-                    break
-                except ConnectionRefusedError:
-                    time.sleep(0.02)
-            with Dpif(sock) as c:
-                c.dp_new(dp, upcall_pid=0)
-                for h in bed.hosts:
-                    h.port_no = c.vport_new(dp, h.port, "netdev").port_no
-            a, b = bed.hosts
-            pa, pb = a.port_no, b.port_no
-            ip = "eth(),eth_type(0x0800),ipv4()"
-            for flow, actions in [
-                (f"in_port({pa}),eth(),eth_type(0x0806),arp()", f"{pb}"),
-                (f"in_port({pb}),eth(),eth_type(0x0806),arp()", f"{pa}"),
-                (f"recirc_id(0),in_port({pa}),ct_state(-trk),{ip}",
-                 f"ct(zone={ZONE}),recirc(0x1)"),
-                (f"recirc_id(0x1),in_port({pa}),ct_state(+trk+new),{ip}",
-                 f"ct(commit,zone={ZONE},mark=0x2a/0xffffffff,label=0x1020304/0xffffffff),{pb}"),
-                (f"recirc_id(0x1),in_port({pa}),ct_state(+trk+est),{ip}", f"{pb}"),
-                (f"recirc_id(0),in_port({pb}),ct_state(-trk),{ip}",
-                 f"ct(zone={ZONE}),recirc(0x2)"),
-                (f"recirc_id(0x2),in_port({pb}),ct_state(+trk+est),{ip}", f"{pa}"),
-            ]:
-                rc, out, err = _text(sock, "add-flow", dp, flow, actions)
-                assert rc == 0, err
-            yield sock, dp, bed
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for n in testbed.run("ip", "netns", "list", capture=True).split():
-            if n.startswith(PREFIX):
-                testbed.run("ip", "netns", "del", n, check=False)
-        for n in os.listdir("/sys/class/net"):
-            if PREFIX in n:
-                testbed.run("ip", "link", "del", n, check=False)
+    with two_host_datapath(PREFIX, NET4, NET6, _flows) as env:
+        yield env
 
 
 def _traffic(bed):

@@ -443,9 +443,14 @@ class TestGetMatchErrors:
                          None)
         assert "Unknown key attributes" in msg
 
-    def test_nsh_not_implemented(self):
-        key = ETH + ethertype(0x894F) + N(U.OVS_KEY_ATTR_NSH, A(1, b"\0" * 8))
-        assert "NSH" in expect_err(errno.EOPNOTSUPP, FN.get_match, key, None)
+    def test_nsh_key(self):
+        key = ETH + ethertype(0x894F) + N(U.OVS_KEY_ATTR_NSH, A(1, b"\0\x3f\2\3\0\1\0\2"))
+        k, _m = FN.get_match(key, None)
+        assert (K.get(k, "nsh_ttl"), K.get(k, "nsh_mdtype"), K.get(k, "nsh_np"),
+                K.get(k, "nsh_path_hdr")) == (63, 2, 3, 0x10002)
+        md2 = N(U.OVS_KEY_ATTR_NSH, A(1, b"\0\x3f\2\3\0\1\0\2"), A(3, bytes(4)))
+        assert "MD type 2" in expect_err(errno.EINVAL, FN.get_match,
+                                         ETH + ethertype(0x894F) + md2, None)
 
     def test_vlan_attr_on_l3_packet(self):
         key = ethertype(0x0800) + be16(U.OVS_KEY_ATTR_VLAN, 0x1001) + ipv4(1, 2, 0)
@@ -1119,21 +1124,12 @@ class TestCopyActionsBasic:
         FA.copy_actions(clone(drop()) + output(1), IP_TCP_KEY)
         expect_err(errno.EINVAL, FA.copy_actions, clone(drop(), output(1)), IP_TCP_KEY)
 
-    @pytest.mark.parametrize("act", [
-        N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH,
-                                          A(U.OVS_NSH_KEY_ATTR_BASE, b"\0\0\1\3" + bytes(4)),
-                                          A(U.OVS_NSH_KEY_ATTR_MD1, bytes(16)))),
-    ])
-    def test_not_implemented(self, act):
-        assert "ovsdp does not implement" in expect_err(errno.EOPNOTSUPP, FA.copy_actions,
-                                                         act, IP_TCP_KEY)
-
-    def test_not_implemented_after_the_kernels_checks(self):
-        """A malformed action ovsdp does not run is EINVAL, as from the kernel."""
-        nsh_key = K.make(eth_type=K.ETH_P_NSH)
+    def test_pop_nsh_needs_an_nsh_flow_with_a_known_next_protocol(self):
         pop = A(ACT.OVS_ACTION_ATTR_POP_NSH)
         expect_err(errno.EINVAL, FA.copy_actions, pop, IP_TCP_KEY)        # not an NSH flow
-        expect_err(errno.EOPNOTSUPP, FA.copy_actions, pop, nsh_key)
+        expect_err(errno.EINVAL, FA.copy_actions, pop, K.make(eth_type=K.ETH_P_NSH))  # np 0
+        assert FA.copy_actions(pop, K.make(eth_type=K.ETH_P_NSH, nsh_np=3)) == (
+            (ACT.OVS_ACTION_ATTR_POP_NSH, None),)
         # (PSAMPLE's validation is in tests/test_psample.py)
 
     @pytest.mark.parametrize("attrs,code", [
@@ -1149,7 +1145,9 @@ class TestCopyActionsBasic:
         (u16(ACT.OVS_CT_ATTR_ZONE, 5), 0),                           # a lookup only
         (A(ACT.OVS_CT_ATTR_LABELS, bytes(16) + b"\1" + bytes(15)), errno.EINVAL),  # no commit
         (A(ACT.OVS_CT_ATTR_HELPER, b"ftp"), errno.EINVAL),          # not NUL-terminated
-        (A(ACT.OVS_CT_ATTR_HELPER, b"ftp\0"), errno.EOPNOTSUPP),
+        (A(ACT.OVS_CT_ATTR_HELPER, b"ftp\0"), 0),                   # a TCP flow: FTP's
+        (A(ACT.OVS_CT_ATTR_HELPER, b"tftp\0"), errno.EINVAL),       # TFTP is UDP's
+        (A(ACT.OVS_CT_ATTR_HELPER, b"sip\0"), errno.EINVAL),        # no such helper
         (A(ACT.OVS_CT_ATTR_TIMEOUT, b"x" * 33), errno.EINVAL),       # over CTNL_TIMEOUT_NAME_MAX
         (A(ACT.OVS_CT_ATTR_COMMIT) + N(ACT.OVS_CT_ATTR_NAT, A(ACT.OVS_NAT_ATTR_SRC),
                                        A(ACT.OVS_NAT_ATTR_DST)), errno.ERANGE),
@@ -1184,8 +1182,8 @@ class TestCopyActionsBasic:
 
         def push(*parts):
             return N(ACT.OVS_ACTION_ATTR_PUSH_NSH, N(U.OVS_KEY_ATTR_NSH, *parts))
-        expect_err(errno.EOPNOTSUPP, FA.copy_actions, push(base, md1), IP_TCP_KEY)
-        expect_err(errno.EOPNOTSUPP, FA.copy_actions, push(base2, md2), IP_TCP_KEY)
+        FA.copy_actions(push(base, md1), IP_TCP_KEY)
+        FA.copy_actions(push(base2, md2), IP_TCP_KEY)
         for bad in ((base,), (md1,), (base, md2), (base2, md1), (base, md1, md2),
                     (base, A(U.OVS_NSH_KEY_ATTR_MD1, bytes(8))),        # md1 is 16 bytes
                     (base2, A(U.OVS_NSH_KEY_ATTR_MD2, bytes(252))),     # over 248
@@ -1343,7 +1341,8 @@ class TestSet:
 
     def test_nsh(self):
         expect_err(errno.EINVAL, FA.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)), IP_TCP_KEY)
-        expect_err(errno.EOPNOTSUPP, FA.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)),
+        # set(nsh) was removed from Linux (commit dfe28c4167a9): EINVAL
+        expect_err(errno.EINVAL, FA.copy_actions, set_(N(U.OVS_KEY_ATTR_NSH)),
                    K.make(eth_type=0x894F))
 
     def test_tunnel(self):

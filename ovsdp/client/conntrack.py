@@ -55,6 +55,8 @@ class CtEntry:
     tcp_flags: tuple = (0, 0)
     sctp_state: int | None = None       # the kernel's SCTP_CONNTRACK_*
     sctp_vtag: tuple = (0, 0)           # as the tags are on the wire (big endian)
+    helper: str | None = None           # CTA_HELP's name
+    master: CtTuple | None = None       # CTA_TUPLE_MASTER: the connection that expected this one
     attrs: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -115,6 +117,11 @@ def parse_entry(raw):
     e.id = d.get("id", 0)
     e.use = d.get("use", 0)
     e.labels = d.get("labels")
+    name = d.get("help", {}).get("name") if isinstance(d.get("help"), dict) else None
+    if name is not None:
+        e.helper = name.split(b"\0", 1)[0].decode("latin-1")
+    if "tuple_master" in d:
+        e.master = _tuple(d["tuple_master"], family)
     for name in ("counters_orig", "counters_reply"):
         c = d.get(name)
         if c:
@@ -154,8 +161,92 @@ def tuple_attrs(t):
     return nla_nest(N.CTA_TUPLE_IP | _NESTED, ip) + nla_nest(N.CTA_TUPLE_PROTO | _NESTED, proto)
 
 
-class CtSocket(NetlinkSocket):
-    """A NETLINK_NETFILTER connection to the daemon."""
+# --------------------------------------------------- timeout policies (cttimeout)
+@dataclasses.dataclass
+class CtTimeoutPolicy:
+    """One policy as IPCTNL_MSG_TIMEOUT_NEW (or a protocol's defaults, as
+    IPCTNL_MSG_TIMEOUT_DEFAULT_SET: no name, no use) reports it.  ``timeouts``
+    is {attribute name: seconds}, the names of the protocol's table in
+    ovsdp.uapi.nfnetlink (e.g. "unreplied", "replied" for UDP)."""
+
+    name: str | None
+    l3num: int
+    l4num: int
+    use: int | None = None
+    timeouts: dict = dataclasses.field(default_factory=dict)
+
+
+def parse_timeout_policy(raw):
+    """A CtTimeoutPolicy from a cttimeout message."""
+    length = struct.unpack_from("=I", raw)[0]
+    d = decode(raw[U.NLMSG_HDRLEN + N.NFGENMSG.size:length], N.CTA_TIMEOUT_TABLE)
+    name = d.get("name")
+    tp = CtTimeoutPolicy(name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                         if name is not None else None, d.get("l3proto", 0),
+                         d.get("l4proto", 0), d.get("use"))
+    proto = N.TIMEOUT_PROTOS.get(tp.l4num)
+    if proto is not None and isinstance(d.get("data"), bytes):
+        names = {r.type: r.name for r in proto.rows}
+        for raw_t, p, _ in A.iter_attrs(d["data"]):
+            n = names.get(raw_t & U.NLA_TYPE_MASK)
+            if n is not None:
+                tp.timeouts[n] = A.get_be32(p)
+    return tp
+
+
+def timeout_data(l4num, timeouts):
+    """CTA_TIMEOUT_DATA of {attribute name: seconds} for protocol ``l4num``."""
+    table = N.TIMEOUT_PROTOS[l4num].table()
+    return nla_nest(N.CTA_TIMEOUT_DATA | _NESTED,
+                    *(nla_be32(table.type_of(k), v) for k, v in timeouts.items()))
+
+
+AF_UNSPEC = 0
+
+
+class CtTimeoutMixin:
+    """Requests of the cttimeout subsystem (lib/netlink-conntrack.c's
+    nl_ct_*_timeout_policy), for a NETLINK_NETFILTER socket."""
+
+    def tp_request(self, msg_type, body=b"", flags=0, dump=False):
+        payload = N.NFGENMSG.pack(AF_UNSPEC, 0, 0) + body
+        return self.request(N.NFNL_SUBSYS_CTNETLINK_TIMEOUT << 8 | msg_type, flags, payload,
+                            dump=dump)
+
+    def set_timeout_policy(self, name, l3num, l4num, timeouts,
+                           flags=U.NLM_F_CREATE | U.NLM_F_REPLACE):
+        """IPCTNL_MSG_TIMEOUT_NEW (by default as ovs-vswitchd sends it)."""
+        body = (A.nla_string(N.CTA_TIMEOUT_NAME, name) + nla_be16(N.CTA_TIMEOUT_L3PROTO, l3num)
+                + nla_u8(N.CTA_TIMEOUT_L4PROTO, l4num) + timeout_data(l4num, timeouts))
+        self.tp_request(N.IPCTNL_MSG_TIMEOUT_NEW, body, flags)
+
+    def get_timeout_policy(self, name):
+        body = A.nla_string(N.CTA_TIMEOUT_NAME, name)
+        return parse_timeout_policy(self.tp_request(N.IPCTNL_MSG_TIMEOUT_GET, body)[0].raw)
+
+    def timeout_policies(self):
+        """Every policy of the namespace (a dump)."""
+        return [parse_timeout_policy(m.raw)
+                for m in self.tp_request(N.IPCTNL_MSG_TIMEOUT_GET, dump=True)]
+
+    def del_timeout_policy(self, name=None):
+        """Delete the policy ``name``, or (None) every unused one."""
+        body = A.nla_string(N.CTA_TIMEOUT_NAME, name) if name is not None else b""
+        self.tp_request(N.IPCTNL_MSG_TIMEOUT_DELETE, body)
+
+    def get_default_timeouts(self, l3num, l4num):
+        body = nla_be16(N.CTA_TIMEOUT_L3PROTO, l3num) + nla_u8(N.CTA_TIMEOUT_L4PROTO, l4num)
+        return parse_timeout_policy(
+            self.tp_request(N.IPCTNL_MSG_TIMEOUT_DEFAULT_GET, body)[0].raw)
+
+    def set_default_timeouts(self, l3num, l4num, timeouts):
+        body = (nla_be16(N.CTA_TIMEOUT_L3PROTO, l3num) + nla_u8(N.CTA_TIMEOUT_L4PROTO, l4num)
+                + timeout_data(l4num, timeouts))
+        self.tp_request(N.IPCTNL_MSG_TIMEOUT_DEFAULT_SET, body)
+
+
+class CtSocket(CtTimeoutMixin, NetlinkSocket):
+    """A NETLINK_NETFILTER connection to the daemon (ctnetlink and cttimeout)."""
 
     def __init__(self, path=None, timeout=10.0, sock=None):
         super().__init__(path, timeout, sock)
@@ -216,3 +307,4 @@ class CtSocket(NetlinkSocket):
              A.iter_attrs(m.raw[U.NLMSG_HDRLEN + N.NFGENMSG.size:m.hdr.len])}
         return (A.get_be32(a[N.CTA_STATS_GLOBAL_ENTRIES]),
                 A.get_be32(a[N.CTA_STATS_GLOBAL_MAX_ENTRIES]))
+

@@ -27,9 +27,9 @@ count an outer tag here either, so results match the kernel's on the wire.
 
 Errors are positive errno values (0 for success), like the rest of ovsdp.
 PSAMPLE is :mod:`.psample` (sample() hands it its probability in
-``skb.probability``, OVS_CB(skb)->probability).  NSH actions are not
-supported: executing one is an action error (EOPNOTSUPP); validation
-rejects them before.  CT is
+``skb.probability``, OVS_CB(skb)->probability).  push_nsh and pop_nsh are
+:mod:`.nsh`.  A key extraction that fails (ovs_flow_key_update() before
+recirc or ct: a bad NSH header) is an action error with its errno.  CT is
 :mod:`.conntrack` (helpers and timeout policies not yet); a fragment is
 reassembled first (:mod:`.ip_defrag`: one kept for later ends the list
 quietly, as -EINPROGRESS does) and output refragments a reassembled
@@ -56,6 +56,7 @@ from . import flow_hash as FH
 from . import flow_key as FK
 from . import ip_fragment as IPF
 from . import key_layout as K
+from . import nsh as NSH
 from . import psample as PS
 from .actions_headers import (
     ETH_HLEN,
@@ -150,8 +151,6 @@ A_ADD_MPLS = U.OVS_ACTION_ATTR_ADD_MPLS
 A_DEC_TTL = U.OVS_ACTION_ATTR_DEC_TTL
 A_DROP = U.OVS_ACTION_ATTR_DROP
 A_PSAMPLE = U.OVS_ACTION_ATTR_PSAMPLE
-
-_UNSUPPORTED = frozenset((A_PUSH_NSH, A_POP_NSH))
 
 # actions_may_change_flow() (flow_netlink.c): the actions that leave the
 # flow key alone.  A nested list made only of these runs with the caller's
@@ -348,11 +347,23 @@ def _process_deferred(dp):
     fifo.clear()
 
 
+def _flow_key_update(skb, kx):
+    """ovs_flow_key_update(): 0 or key_extract()'s errno."""
+    try:
+        kx.k = FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
+    except FK.ExtractError as e:
+        return e.errno
+    kx.valid = True
+    return 0
+
+
 def _execute_recirc(dp, skb, kx, recirc_id, last):
     if not kx.valid:
-        # ovs_flow_key_update()
-        kx.k = FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
-        kx.valid = True
+        err = _flow_key_update(skb, kx)
+        if err:
+            if last:        # the kernel returns at once: the packet goes no further
+                dp.drop(skb, U.OVS_DROP_ACTION_ERROR)
+            return err
     return _clone_execute(dp, skb, kx, recirc_id, None, last, True)
 
 
@@ -470,9 +481,10 @@ def _do_execute(dp, skb, kx, acts):
             err = pop_eth(skb, kx)
         elif t == A_CT:
             if not kx.valid:
-                # ovs_flow_key_update()
-                kx.k = FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
-                kx.valid = True
+                err = _flow_key_update(skb, kx)
+                if err:
+                    dp.drop(skb, U.OVS_DROP_ACTION_ERROR)
+                    return err
             err = CT.ct_execute(dp.conntrack, skb, kx, arg, layers(skb, kx).network, dp.defrag)
             if err == errno.EINPROGRESS:
                 return 0            # a fragment kept for reassembly: not a drop
@@ -492,8 +504,10 @@ def _do_execute(dp, skb, kx, acts):
             if last:
                 return 0            # consume_skb(): not a drop
             continue
-        elif t in _UNSUPPORTED:
-            err = errno.EOPNOTSUPP
+        elif t == A_PUSH_NSH:
+            err = NSH.push_nsh(skb, kx, arg[0])
+        elif t == A_POP_NSH:
+            err = NSH.pop_nsh(skb, kx)
         if err:
             dp.drop(skb, U.OVS_DROP_ACTION_ERROR)
             return err

@@ -88,7 +88,10 @@ def current_key(skb, kx):
     """The key of the packet as it is now (the key itself when valid)."""
     if kx.valid:
         return kx.k
-    return FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
+    try:
+        return FK.parse(skb.data, kx.k & FK.META_MASK, no_eth(kx), kx.proto)[0]
+    except FK.ExtractError as e:        # what could be parsed (only hashes use it)
+        return e.result[0]
 
 
 def hwaccel_len(skb, kx):
@@ -451,7 +454,9 @@ _SETTERS = {
     U.OVS_KEY_ATTR_CT_LABELS: _set_einval,
     U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4: _set_einval,
     U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6: _set_einval,
-    U.OVS_KEY_ATTR_NSH: lambda skb, kx, value, mask: errno.EOPNOTSUPP,
+    # set(nsh) never passes validation (removed from Linux); its
+    # execute_masked_set_action() case answers -EINVAL.
+    U.OVS_KEY_ATTR_NSH: _set_einval,
 }
 
 

@@ -9,8 +9,11 @@ it again from what its key says), commit with mark and labels, and the
 flow key's ct_* fields filled as ``ovs_ct_update_key()`` fills them.
 NAT is ``ovs_ct_nat()`` on :mod:`.nf_nat_ovs`, done once per packet and
 zone (the key's snat/dnat bits say it was), for a new connection only when
-it is committed.  Not yet: helpers and timeout policies (the caller refuses
-those actions with EOPNOTSUPP).  Sans I/O.
+it is committed.  A connection's helper (nf_conntrack_ovs.ct_helper) runs
+once per lookup of a confirmed connection, and for a new one at its
+commit, before the confirmation.  A timeout policy the flow install bound
+(conntrack_timeout.set_timeouts) goes to the connections the action makes,
+and a cached connection without it is looked up again.  Sans I/O.
 """
 
 import errno
@@ -33,6 +36,10 @@ from .nf_conntrack import (
     IPS_SRC_NAT,
     get_l4proto,
 )
+from .nf_conntrack_ecache import IPCT_LABEL, IPCT_MARK
+from .nf_conntrack_helper import try_assign_helper
+from .nf_conntrack_ovs import NF_ACCEPT, ct_helper
+from .nf_conntrack_seqadj import SeqAdj
 from .nf_nat_ovs import BIT_DST, BIT_SRC, ct_nat
 
 log = logging.getLogger(__name__)
@@ -89,7 +96,8 @@ class CtInfo:
     """What parse_ct() takes out of the attributes (struct ovs_conntrack_info)."""
 
     __slots__ = ("family", "commit", "force", "zone", "mark", "labels", "helper", "nat",
-                 "range", "eventmask", "timeout")
+                 "range", "eventmask", "timeout", "ct_helper",
+                 "timeout_policy", "__weakref__")
 
     def __init__(self, family):
         self.family = family
@@ -97,11 +105,13 @@ class CtInfo:
         self.zone = 0
         self.mark = None             # (value, mask)
         self.labels = None           # (value bytes, mask bytes)
-        self.helper = None
+        self.helper = None           # the helper's name (bytes) ...
+        self.ct_helper = None        # ... and the helper (nf_conntrack_helper.Helper)
         self.nat = None              # None, "nat" (existing connections), "src" or "dst"
         self.range = NAT.NatRange()  # nf_nat_range2
         self.eventmask = None
-        self.timeout = None
+        self.timeout = None          # the timeout policy's name (bytes) ...
+        self.timeout_policy = None   # ... and the policy, if the flow install found it
 
 
 def action_to_attrs(info):
@@ -323,7 +333,11 @@ def _put_ct_key(k, state, zone, conn):
     v = state | zone << _R_ZONE
     if conn is None:
         return k & ~_M_CT | v << _S0
-    v |= conn.mark << _R_MARK | conn.labels << _R_LABELS
+    master = conn.master
+    labels = conn.labels if master is None or conn.confirmed else master.labels
+    v |= conn.mark << _R_MARK | labels << _R_LABELS
+    if master is not None:              # a related connection shows its master's tuple
+        conn = master
     l3num = conn.tuple[0].l3num
     eth_type = (k >> K.S_ETH_TYPE) & 0xFFFF
     if not ((eth_type == K.ETH_P_IP and l3num == NFPROTO_IPV4)
@@ -341,6 +355,8 @@ def update_key(skb, kx, zone, post_ct, keep_nat_flags):
         state = _STATE_OF.get(nf.ctinfo, _TRK)
         if not conn.confirmed:
             state |= U.OVS_CS_F_NEW         # all unconfirmed entries are new
+        if conn.master is not None:
+            state |= U.OVS_CS_F_RELATED     # for the whole life of the connection
         if keep_nat_flags:
             state |= (kx.k >> K.S_CT_STATE) & _NAT_MASK
         else:
@@ -373,6 +389,13 @@ def _nfct_cached(tracker, skb, kx, info, l3):
             return False
     if nf.conn.zone != info.zone:
         return False
+    help_ = nf.conn.help
+    if info.ct_helper is not None and help_ is not None and help_.helper is not info.ct_helper:
+        return False
+    if info.timeout_policy is not None:
+        ext = nf.conn.timeout_ext
+        if ext is None or ext.timeout is not info.timeout_policy:
+            return False
     if info.force and nf.reply:
         if nf.conn.confirmed:
             tracker.kill(nf.conn)
@@ -382,20 +405,47 @@ def _nfct_cached(tracker, skb, kx, info, l3):
 
 
 def _lookup(tracker, skb, kx, info, l3, nh):
-    """__ovs_ct_lookup() (without helpers): 0 or an errno."""
-    if not _nfct_cached(tracker, skb, kx, info, l3):
-        res = tracker.process(l3, info.family, info.zone)
+    """__ovs_ct_lookup(): 0 or an errno."""
+    cached = _nfct_cached(tracker, skb, kx, info, l3)
+    if not cached:
+        tp = info.timeout_policy
+        res = tracker.process(l3, info.family, info.zone,
+                              timeout_ext=tp.ext if tp is not None else None, tmpl=info)
         skb.nfct = res if res.conn is not None else None
         kx.k &= ~K.M_CT_STATE
         update_key(skb, kx, info.zone, True, True)
     nf = skb.nfct
+    if nf is None:
+        return 0
+    conn = nf.conn
     # NAT once per packet and zone (the key's NAT bits say it was done), and
     # a new connection's only when the action commits it
-    if (info.nat is not None and nf is not None and not (kx.k >> K.S_CT_STATE) & _NAT_MASK
-            and (nf.conn.confirmed or info.commit)):
+    if (info.nat is not None and not (kx.k >> K.S_CT_STATE) & _NAT_MASK
+            and (conn.confirmed or info.commit)):
         if not _nat(tracker, skb, kx, info, nf, l3, nh):
             return errno.EINVAL
+    # a lookup without a helper may be followed by a commit with one
+    if not conn.confirmed and info.commit and info.ct_helper is not None and conn.help is None:
+        try_assign_helper(conn, info.ct_helper)
+        if info.nat is not None and conn.seqadj is None:
+            conn.seqadj = SeqAdj()
+    # the helper of a confirmed connection runs here, once per lookup; a new
+    # connection's at its commit, when everything else is in place
+    if conn.confirmed and not cached and conn.help is not None:
+        return _helper(tracker, skb, nf, info.family, nh)
     return 0
+
+
+def _helper(tracker, skb, nf, family, nh):
+    """nf_ct_helper() on the skb's datagram (rewritten when the helper or
+    the sequence adjustment changed it): 0 or EINVAL (drop)."""
+    data = skb.data
+    d = bytearray(data[nh:])
+    verdict = ct_helper(tracker, d, nf.conn, nf.ctinfo, family, skb.csum_partial is not None)
+    if d != data[nh:]:
+        w = skb.writable()
+        w[nh:] = d
+    return 0 if verdict == NF_ACCEPT else errno.EINVAL
 
 
 # ovs_nat_update_key(): the key fields a manip changes, (IPv4, IPv6) by side
@@ -448,7 +498,7 @@ def _l4_offset(d, family):
     return None if res is None else res[0]
 
 
-def _commit(tracker, skb, kx, info):
+def _commit(tracker, skb, kx, info, nh):
     """ovs_ct_commit() after the lookup: mark and labels, then confirm."""
     nf = skb.nfct
     if nf is None:
@@ -461,16 +511,33 @@ def _commit(tracker, skb, kx, info):
             if net_ratelimit():
                 log.warning("openvswitch: zone: %d exceeds conntrack limit", info.zone)
             return err
+    ec = conn.ecache                    # the event cache extension, if any
+    if info.eventmask is not None and ec is not None:
+        ec.ctmask = info.eventmask & 0xFFFF     # for the rest of the connection's life
     if info.mark is not None:           # ovs_ct_set_mark()
         value, mask = info.mark
         new = value | (conn.mark & ~mask & 0xFFFFFFFF)
         if new != conn.mark:
             conn.mark = new
+            if ec is not None and conn.confirmed:
+                ec.cache |= 1 << IPCT_MARK
             kx.put(K.M_CT_MARK, K.S_CT_MARK, new)
+    if not conn.confirmed and conn.master is not None:
+        conn.labels = conn.master.labels    # ovs_ct_init_labels(): the master's, inherited
+        if info.labels is None:
+            kx.put(K.M_CT_LABELS, K.S_CT_LABELS, conn.labels)
     if info.labels is not None:         # ovs_ct_init_labels() / ovs_ct_set_labels()
         value, mask = (int.from_bytes(b, "big") for b in info.labels)
+        old = conn.labels
         conn.labels = (conn.labels & ~mask) | (value & mask)
+        # a new connection's NEW event carries its labels; later only a change
+        if ec is not None and (not conn.confirmed or conn.labels != old):
+            ec.cache |= 1 << IPCT_LABEL
         kx.put(K.M_CT_LABELS, K.S_CT_LABELS, conn.labels)
+    if not conn.confirmed and conn.help is not None:
+        err = _helper(tracker, skb, nf, info.family, nh)
+        if err:
+            return err
     if not tracker.confirm(nf):
         return errno.EINVAL
     return 0
@@ -495,7 +562,7 @@ def ct_execute(tracker, skb, kx, info, nh, defrag=None):
     if err:
         return err
     if info.commit:
-        return _commit(tracker, skb, kx, info)
+        return _commit(tracker, skb, kx, info, nh)
     return 0
 
 

@@ -2,10 +2,14 @@
 
 ``extract(data, meta)`` parses an Ethernet frame into a flow key int (see
 key_layout) and ORs ``meta`` (in_port, recirc_id, priority, skb_mark,
-dp_hash, tunnel and ct fields, placed by the caller) into it.  It never
-raises: truncated and malformed packets get the fields the kernel would give
-them (a header that does not fit zeroes that layer's fields, like the
-kernel's check_header()/pskb_may_pull() failures).
+dp_hash, tunnel and ct fields, placed by the caller) into it.  Truncated and
+malformed packets get the fields the kernel would give them (a header that
+does not fit zeroes that layer's fields, like the kernel's
+check_header()/pskb_may_pull() failures), except where key_extract() itself
+fails (only a bad NSH header does that here): then :class:`ExtractError`
+carries the kernel's errno, and the callers do what the kernel's do (the
+receive path drops the packet, OVS_PACKET_CMD_EXECUTE fails with the errno,
+a recirculation is an action error).
 
 Kernel rules mirrored here (Linux ~6.x):
 
@@ -30,8 +34,13 @@ Kernel rules mirrored here (Linux ~6.x):
 - MPLS: up to 3 labels stored; the stack is walked to the bottom of stack;
   a stack truncated before its bottom keeps the labels read but no
   num_labels_mask (the kernel returns before setting it).
-- NSH (0x894f) is treated as an unknown ethertype (no NSH fields in the key
-  layout).
+- NSH (0x894f), parse_nsh(): the base header must fit (EINVAL), have
+  version 0 (EINVAL) and its whole length must fit (EINVAL); flags, ttl,
+  mdtype (the whole byte), np and path_hdr go into the key; MD type 1 needs
+  length 24 (EINVAL) and gives the 4 context words, MD type 2 zero context,
+  any other MD type EINVAL.  The kernel's check_header() answers ENOMEM
+  when the bytes are there but not linear; ovsdp's packets are always
+  linear.
 
 Where the kernel would leave a field uninitialised or stale (e.g. the L4
 fields of an IPv6 packet whose extension headers are truncated), ovsdp
@@ -69,6 +78,14 @@ ETH_P_ARP = K.ETH_P_ARP
 ETH_P_RARP = K.ETH_P_RARP
 ETH_P_MPLS_UC = K.ETH_P_MPLS_UC
 ETH_P_MPLS_MC = K.ETH_P_MPLS_MC
+ETH_P_NSH = K.ETH_P_NSH
+
+# include/net/nsh.h
+NSH_BASE_HDR_LEN = 8
+NSH_M_TYPE1 = 1
+NSH_M_TYPE2 = 2
+NSH_M_TYPE1_LEN = 24
+EINVAL = 22
 
 IPPROTO_HOPOPTS = H.IPPROTO_HOPOPTS
 IPPROTO_ICMP = H.IPPROTO_ICMP
@@ -141,6 +158,12 @@ _S_IPV6_DST = K.S_IPV6_DST
 _S_IPV6_LABEL = K.S_IPV6_LABEL
 _S_MPLS_LSE = (K.S_MPLS_LSE0, K.S_MPLS_LSE1, K.S_MPLS_LSE2)
 _S_MPLS_LABELS = K.S_MPLS_LABELS
+_S_NSH_FLAGS = K.S_NSH_FLAGS
+_S_NSH_TTL = K.S_NSH_TTL
+_S_NSH_MDTYPE = K.S_NSH_MDTYPE
+_S_NSH_NP = K.S_NSH_NP
+_S_NSH_PATH_HDR = K.S_NSH_PATH_HDR
+_S_NSH_CONTEXT = K.S_NSH_CONTEXT
 _S_TP_PAIR = _S_TP_DST  # tp_src directly above tp_dst: one 32-bit field
 assert K.S_TP_SRC == _S_TP_DST + 16
 
@@ -171,6 +194,42 @@ _unpack_ipv4 = _IPV4.unpack_from
 _unpack_arp = _ARP.unpack_from
 _unpack_tcp = struct.Struct("!I8xH").unpack_from      # ports, offset+flags
 _from_bytes = int.from_bytes
+
+
+class ExtractError(Exception):
+    """key_extract() failed with ``errno``; ``result`` is what _parse() had
+    built so far (key, mac_len, network, transport, ip_proto, protocol,
+    vlan), for the callers that only want header offsets."""
+
+    def __init__(self, err, result, msg):
+        super().__init__(msg)
+        self.errno = err
+        self.result = result
+
+
+def parse_nsh(data, nh):
+    """parse_nsh(): ``(key bits, errno or 0, message)`` of the NSH header at
+    ``nh``."""
+    n = len(data)
+    if nh + NSH_BASE_HDR_LEN > n:
+        return 0, EINVAL, "NSH base header truncated"
+    vftl = (data[nh] << 8) | data[nh + 1]
+    if vftl >> 14:
+        return 0, EINVAL, f"NSH version {vftl >> 14} is not 0"
+    length = (vftl & 0x3F) << 2
+    if nh + length > n:
+        return 0, EINVAL, f"NSH header of length {length} truncated"
+    mdtype = data[nh + 2]
+    k = (((vftl >> 12) & 0x3) << _S_NSH_FLAGS | ((vftl >> 6) & 0x3F) << _S_NSH_TTL
+         | mdtype << _S_NSH_MDTYPE | data[nh + 3] << _S_NSH_NP
+         | _unpack_u32(data, nh + 4)[0] << _S_NSH_PATH_HDR)
+    if mdtype == NSH_M_TYPE1:
+        if length != NSH_M_TYPE1_LEN:
+            return k, EINVAL, f"NSH MD type 1 header has length {length}, not 24"
+        k |= _from_bytes(data[nh + 8:nh + 24], "big") << _S_NSH_CONTEXT
+    elif mdtype != NSH_M_TYPE2:
+        return k, EINVAL, f"NSH MD type {mdtype} is not 1 or 2"
+    return k, 0, ""
 
 
 # ------------------------------------------------------------------- Layers
@@ -537,6 +596,12 @@ def _parse(data, meta, no_eth, eth_type):
         mpls |= ((1 << count) - 1) << _R_MPLS_LABELS
         return meta | lo | (mpls << _S_MPLS), mac_len, nh, -1, 0, protocol, vlan
 
+    if eth_type == ETH_P_NSH:
+        k, err, msg = parse_nsh(data, nh)
+        if err:
+            raise ExtractError(err, (meta | lo | k, mac_len, nh, -1, 0, protocol, vlan), msg)
+        return meta | lo | k, mac_len, nh, -1, 0, protocol, vlan
+
     return meta | lo, mac_len, nh, -1, 0, protocol, vlan
 
 
@@ -560,6 +625,7 @@ def extract(data, meta, _fb=_from_bytes, _mask=_FAST_MASK, _val=_FAST_VAL,
     Ethernet (untagged or with one VLAN tag) + IPv4 (no options, not a
     fragment) + TCP/UDP frames take a fast path that returns exactly what
     the general parser returns; everything else goes through the parser.
+    Raises ExtractError where key_extract() fails.
     """
     n = len(data)
     if n >= 54:
@@ -631,4 +697,8 @@ def layers(data, no_eth=False, eth_type=0):
         th = 14 + ((data[14] & 0x0F) << 2)
         if th >= 34 and th <= len(data):
             return Layers(14, 14, th, ETH_P_IP, data[23], ETH_P_IP, 0)
-    return parse(data, 0, no_eth, eth_type)[1]
+    try:
+        return parse(data, 0, no_eth, eth_type)[1]
+    except ExtractError as e:           # the offsets are known all the same
+        k, mac_len, nh, th, ipp, protocol, vlan = e.result
+        return Layers(mac_len, nh, th, (k >> _S_ETH_TYPE) & 0xFFFF, ipp, protocol, vlan)

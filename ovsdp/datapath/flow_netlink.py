@@ -41,18 +41,20 @@ errno without logging anything).
 
 Deliberate differences from the kernel:
 
-- struct sw_flow_key overlays ipv4/ipv6/mpls, the ARP addresses and the IPv4
+- struct sw_flow_key overlays ipv4/ipv6/mpls/nsh, the ARP addresses and the IPv4
   conntrack tuple, the ND fields and the IPv6 conntrack tuple, and the IPv4
   and IPv6 tunnel addresses; key_layout keeps them apart, so a key that
   gives two overlapping attributes (only possible with an explicit mask that
   leaves one out) keeps both values instead of the last one written.
-- NSH flow keys and set(nsh) are refused with EOPNOTSUPP (key_layout has no
-  NSH fields); put_key() emits nothing for an NSH eth_type.
-- The PUSH_NSH and POP_NSH actions are refused with EOPNOTSUPP (not
-  implemented yet), POP_NSH after the kernel's checks (a malformed one gets
-  the kernel's errno); so is a CT action with a helper or a timeout policy
-  (its checks are in conntrack.py).  PSAMPLE is validated, kept and dumped
-  as the kernel does (psample.py).  CT_CLEAR and METER are accepted.
+- NSH flow keys (nsh_key_put_from_nlattr(), nsh_key_to_nlattr()) are
+  :mod:`.flow_netlink_nsh`; MD type 2 keys are refused (EINVAL) as in the
+  kernel.  set(nsh) and its masked form are EINVAL, as since Linux removed
+  them (commit dfe28c4167a9); PUSH_NSH and POP_NSH are validated and run
+  (:mod:`.nsh`).
+- A CT action is checked in conntrack.py, its helper looked up in
+  nf_conntrack_ovs.py and its timeout policy in conntrack_timeout.py.
+  PSAMPLE is validated, kept and dumped as the kernel does (psample.py).
+  CT_CLEAR and METER are accepted.
 - ovs_ct_verify() is taken to accept every conntrack key attribute (a
   kernel with conntrack zones, marks and labels).
 - The tunnel ID is emitted without an OVS_TUNNEL_KEY_ATTR_PAD attribute, as
@@ -104,6 +106,7 @@ from .flow_netlink_match import (
     eth_type_vlan,
     log_,
 )
+from .flow_netlink_nsh import nsh_key_from_nlattrs
 from .flow_netlink_tunnel import ip_tun_from_nlattr
 
 # The attrs bitmap's bits (1 << OVS_KEY_ATTR_*), as constants: the parse runs per flow put.
@@ -384,7 +387,8 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         attrs &= ~_B_ARP
 
     if attrs & _B_NSH:
-        raise _err(log, "ovsdp does not implement NSH flow keys yet", errno.EOPNOTSUPP)
+        nsh_key_from_nlattrs(a[U.OVS_KEY_ATTR_NSH], m, is_mask, log)
+        attrs &= ~_B_NSH
 
     if attrs & _B_MPLS:
         p = a[U.OVS_KEY_ATTR_MPLS]

@@ -57,8 +57,10 @@ from .flow_netlink_match import (
     eth_p_mpls,
     eth_type_vlan,
 )
+from .flow_netlink_nsh import validate_push_nsh
 from .flow_netlink_put import put_tunnel_info
 from .flow_netlink_tunnel import ip_tun_from_nlattr
+from .nf_conntrack_ovs import add_helper
 from .skb import TunnelInfo
 
 GENEVE_CRIT_OPT_TYPE = 0x80
@@ -72,7 +74,6 @@ _CLONE_ARG = 8                   # nla_total_size(sizeof(u32))
 _CPL_ARG = 8                     # nla_total_size(sizeof(struct check_pkt_len_arg))
 _TUNNEL_INFO = 12                # nla_total_size(sizeof(struct ovs_tunnel_info))
 OVS_ACTION_ATTR_MAX = U.OVS_ACTION_ATTR_MAX
-_NSH_KEY = ATTRS.NSH_KEY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,55 +114,12 @@ _ACTION_NAMES = {v: k[len("OVS_ACTION_ATTR_"):] for k, v in vars(U).items()
                  and not k.startswith("OVS_ACTION_ATTR_MAX")}
 
 
-def _not_implemented(t, log):
-    return _err(log, f"ovsdp does not implement the {_ACTION_NAMES.get(t, t)} action yet",
-                errno.EOPNOTSUPP)
-
-
 # tun_p_from_eth_p(): what NSH can carry next when there is no Ethernet header
 _TUN_P_ETH_TYPES = (K.ETH_P_IP, K.ETH_P_IPV6, K.ETH_P_NSH, K.ETH_P_MPLS_UC, K.ETH_P_TEB)
-NSH_M_TYPE1, NSH_M_TYPE2 = 1, 2
-NSH_CTX_HDRS_MAX_LEN = 248
-
-
-def _validate_push_nsh(payload, log):
-    """validate_nsh(is_push_nsh): nsh_key_put_from_nlattr()'s checks; EINVAL if not.
-
-    The action holds one attribute (OVS_KEY_ATTR_NSH) whose payload is the
-    NSH key: a base header and MD type 1 or 2 context matching its mdtype.
-    """
-    if len(payload) < 4:
-        raise _err(log, "push_nsh needs an NSH key attribute")
-    alen = _NLA.unpack_from(payload)[0]
-    if alen < 4 or alen > len(payload):
-        raise _err(log, "push_nsh: bad NSH key attribute")
-    items, rem = _walk(payload[4:alen])
-    mdtype = None
-    has = set()
-    for raw, p, _alen, _rem in items:
-        t = raw & _TYPE_MASK
-        if t > U.OVS_NSH_KEY_ATTR_MAX:
-            raise _err(log, f"nsh attr {t} is out of range max {U.OVS_NSH_KEY_ATTR_MAX}")
-        want = _NSH_KEY.length(t)
-        if want is not _VARIABLE and len(p) != want:
-            raise _err(log, f"nsh attr {t} has unexpected len {len(p)} expected {want}")
-        if t == U.OVS_NSH_KEY_ATTR_BASE:
-            mdtype = p[2]
-        elif t == U.OVS_NSH_KEY_ATTR_MD2:
-            if not 0 < len(p) <= NSH_CTX_HDRS_MAX_LEN:
-                raise _err(log, f"Invalid MD length {len(p)} for MD type {mdtype}")
-        elif t != U.OVS_NSH_KEY_ATTR_MD1:
-            raise _err(log, f"Unknown nsh attribute {t}")
-        has.add(t)
-    if rem > 0:
-        raise _err(log, f"nsh attribute has {rem} unknown bytes.")
-    md1, md2 = U.OVS_NSH_KEY_ATTR_MD1 in has, U.OVS_NSH_KEY_ATTR_MD2 in has
-    if md1 and md2:
-        raise _err(log, "invalid nsh attribute: md1 and md2 are exclusive.")
-    if (md1 and mdtype != NSH_M_TYPE1) or (md2 and mdtype != NSH_M_TYPE2):
-        raise _err(log, f"nsh attribute has unmatched MD type {mdtype}.")
-    if U.OVS_NSH_KEY_ATTR_BASE not in has or not (md1 or md2):
-        raise _err(log, "push_nsh: missing base or metadata attributes")
+# tun_p_to_eth_p(): the next protocols pop_nsh can go to
+_TUN_P_TO_ETH_P = {1: K.ETH_P_IP, 2: K.ETH_P_IPV6, 3: K.ETH_P_TEB, 4: K.ETH_P_NSH,
+                   5: K.ETH_P_MPLS_UC}
+TUN_P_ETHERNET = 3
 
 
 def _parse_deprecated_strict(payload, maxtype, policy, log, what):
@@ -313,9 +271,8 @@ def _validate_set(payload, key, mac_proto_none, eth_type, masked, log):
             raise _err(log, f"{what}(mpls) key has length {key_len}, expected "
                             f"{U.OVS_KEY_MPLS.size}")
     elif key_type == A.OVS_KEY_ATTR_NSH:
-        if eth_type != K.ETH_P_NSH:
-            raise _err(log, f"set(nsh) on a flow with eth_type {eth_type:#06x}")
-        raise _err(log, "ovsdp does not implement set(nsh) yet", errno.EOPNOTSUPP)
+        # validate_set() has no NSH case since Linux commit dfe28c4167a9
+        raise _err(log, "set(nsh) is not supported (removed from Linux)")
     else:
         raise _err(log, f"key type {key_type} cannot be set")
 
@@ -540,11 +497,11 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
                 info = conntrack.parse_ct(p, _get(key, "eth_type"))   # the kernel's errno
             except NetlinkError as e:
                 raise _err(log, e.msg, e.errno) from None
-            missing = [what for what, v in (("helpers", info.helper),
-                                            ("timeout policies", info.timeout)) if v]
-            if missing:
-                raise _err(log, f"ovsdp's conntrack has no {' or '.join(missing)} yet",
-                           errno.EOPNOTSUPP)
+            if info.helper is not None:                     # nf_ct_add_helper()
+                info.ct_helper, why = add_helper(info.helper, info.family,
+                                                 _get(key, "ip_proto"), info.nat is not None)
+                if why is not None:
+                    raise _err(log, why[1], why[0])
             out.append((t, info))
         elif t == A.OVS_ACTION_ATTR_CT_CLEAR:
             out.append((t, None))
@@ -565,12 +522,16 @@ def _copy_actions(buf, key, eth_type, vlan_tci, mpls_label_count, log, depth, sf
         elif t == A.OVS_ACTION_ATTR_POP_NSH:
             if st.eth_type != K.ETH_P_NSH:
                 raise _err(log, f"pop_nsh on a flow with eth_type {st.eth_type:#06x}")
-            raise _not_implemented(t, log)
+            np_ = _get(key, "nsh_np")
+            if np_ not in _TUN_P_TO_ETH_P:
+                raise _err(log, f"pop_nsh: the flow's NSH next protocol {np_} is unknown")
+            mac_proto_none = np_ != TUN_P_ETHERNET
+            out.append((t, None))
         elif t == A.OVS_ACTION_ATTR_PUSH_NSH:
-            if not mac_proto_none or st.eth_type in _TUN_P_ETH_TYPES:
-                _validate_push_nsh(p, log)
-                raise _not_implemented(t, log)
-            raise _err(log, f"push_nsh on a packet of eth_type {st.eth_type:#06x}")
+            if mac_proto_none and st.eth_type not in _TUN_P_ETH_TYPES:
+                raise _err(log, f"push_nsh on a packet of eth_type {st.eth_type:#06x}")
+            mac_proto_none = True
+            out.append((t, (validate_push_nsh(p, log), bytes(p))))
         elif t == A.OVS_ACTION_ATTR_METER:
             # any meter id: a missing meter is ignored when the packet comes
             out.append((t, _U32.unpack(p)[0]))
@@ -680,6 +641,8 @@ def put_actions(acts):
             out.append(nla_nest(t, nla_nest(U.OVS_DEC_TTL_ATTR_ACTION, put_actions(arg))))
         elif t == U.OVS_ACTION_ATTR_CT:
             out.append(nla_nest(t, conntrack.action_to_attrs(arg)))
+        elif t == U.OVS_ACTION_ATTR_PUSH_NSH:       # as it came (copy_action())
+            out.append(nla(t, arg[1]))
         elif t == U.OVS_ACTION_ATTR_PSAMPLE:        # as it came, without NLA_F_NESTED
             out.append(nla(t, arg.raw))
         else:

@@ -43,6 +43,7 @@ from .flow_netlink_match import (
     eth_p_mpls,
     eth_type_vlan,
 )
+from .flow_netlink_nsh import nsh_key_to_nlattr
 
 
 def _tun_opts_bytes(output, length):
@@ -218,8 +219,7 @@ def _put_key_body(key, output, is_mask, levels):
             g(output, "ip_ttl"), g(output, "ip_frag"))))
         cur.append(nla_u16(U.OVS_KEY_ATTR_IPV6_EXTHDRS, g(output, "ipv6_exthdrs")))
     elif sw_eth_type == K.ETH_P_NSH:
-        # ovsdp keys carry no NSH fields (NSH keys are refused by get_match).
-        pass
+        cur.append(nsh_key_to_nlattr(output, is_mask))
     elif sw_eth_type in (K.ETH_P_ARP, K.ETH_P_RARP):
         cur.append(nla(U.OVS_KEY_ATTR_ARP, _ARP.pack(
             g(output, "ipv4_src"), g(output, "ipv4_dst"), g(output, "ip_proto"),

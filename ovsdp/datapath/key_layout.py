@@ -30,6 +30,10 @@ that mean the same as in the kernel keep the kernel's conventions:
   (MAC_PROTO_NONE), 0 for Ethernet (MAC_PROTO_ETHERNET).
 - ``mpls_labels`` is the kernel's num_labels_mask: bit i set when label i
   (``mpls_lse0``..``mpls_lse2``) is present.
+- ``nsh_*`` are struct ovs_key_nsh (the kernel overlays it on the IPv4/IPv6
+  fields; here it has its own bits): flags (the 2 O/U bits), ttl, mdtype (the
+  whole byte), np, path_hdr (SPI << 8 | SI) and ``nsh_context``, the four
+  MD type 1 context words as one big-endian number (zero for MD type 2).
 - ``tun_flags`` uses the TUN_F_* bits below; ``tun_proto`` is 0, AF_INET
   (2) or AF_INET6 (10); ``tun_opts`` holds ``tun_opts_len`` bytes of tunnel
   options as a big-endian number.
@@ -106,6 +110,12 @@ _upper = [
     ("mpls_lse1", 32),
     ("mpls_lse2", 32),
     ("mpls_labels", 8),
+    ("nsh_flags", 8),             # struct ovs_key_nsh: the base header...
+    ("nsh_ttl", 8),
+    ("nsh_mdtype", 8),
+    ("nsh_np", 8),
+    ("nsh_path_hdr", 32),         # SPI << 8 | SI
+    ("nsh_context", 128),         # ...and the MD type 1 context, c1 highest
     ("tun_id", 64),
     ("tun_ipv4_src", 32),
     ("tun_ipv4_dst", 32),

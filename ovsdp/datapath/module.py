@@ -33,6 +33,9 @@ from .families.ct_limit import CtLimitInfo
 from .ip_defrag import Defrag
 from .nf_conntrack import ConnTracker
 from .nf_conntrack_netlink import Ctnetlink
+from .nf_conntrack_netlink_events import CtEventNotifier
+from .nf_conntrack_netlink_exp import CtnetlinkExp
+from .nfnetlink_cttimeout import Cttimeout
 from .psample import Psample
 
 log = logging.getLogger(__name__)
@@ -81,9 +84,12 @@ class Module:
         self.genl = GenlCore()
         self.nfnl = NfnlCore(self.genl)         # NETLINK_NETFILTER sockets (nfnetlink.c)
         self.nfnl.register(Ctnetlink(self.nfnl).subsystem)
+        self.nfnl.register(CtnetlinkExp(self.nfnl).subsystem)  # expectations
+        self.nfnl.register(Cttimeout(self.nfnl).subsystem)    # timeout policies
         self.vport_types = {}
         self.init_net = OvsNet()
         self.init_net.conntrack.local_stack = local_conntrack
+        self.init_net.conntrack.event_cb = CtEventNotifier(self.nfnl, self.init_net)
         self.nets = {None: self.init_net}     # key -> OvsNet
         self.net_unused = None           # callback(net): a namespace holds nothing any more
         self._virtual_ifindex = itertools.count(VIRTUAL_IFINDEX_BASE)
@@ -122,6 +128,8 @@ class Module:
         if net.key in self.nets:
             raise ValueError(f"namespace {net.name} is already known")
         net.conntrack.local_stack = self.local_conntrack
+        # ctnetlink's conntrack events to the namespace's peers (nf_conntrack_event_cb)
+        net.conntrack.event_cb = CtEventNotifier(self.nfnl, net)
         self.nets[net.key] = net
         return net
 

@@ -47,6 +47,19 @@ from .nf_conntrack_common import (
     V_INVALID,
     V_REPEAT,
 )
+from .nf_conntrack_ecache import (
+    IPCT_DESTROY,
+    IPCT_NEW,
+    IPCT_RELATED,
+    NF_CT_EVENTS_DEFAULT,
+    deliver_cached_events,
+    ecache_ext_add,
+    event_report,
+    packet_events,
+    proto_state,
+)
+from .nf_conntrack_expect import find_expectation, remove_expectations
+from .nf_conntrack_helper import Help, try_assign_helper
 from .nf_conntrack_proto import (
     GENERIC_TIMEOUT,
     GRE_TIMEOUTS,
@@ -87,7 +100,13 @@ class Conn:
     protocol tracker's state (TcpState, UdpState or None)."""
 
     __slots__ = ("zone", "tuple", "status", "mark", "labels", "proto", "timeout", "counters",
-                 "created", "key_image", "_in_table", "_heap_key")
+                 "created", "key_image", "_in_table", "_heap_key",
+                 # the extensions (struct nf_ct_ext): None when the connection has none
+                 "help",            # nf_conn_help: the helper and its state (nf_conntrack_helper)
+                 "master",          # the connection whose expectation made this one
+                 "seqadj",          # nf_conn_seqadj: NAT'd payload's sequence offsets
+                 "timeout_ext",     # nf_conn_timeout: a timeout policy's timeouts
+                 "ecache")          # nf_conntrack_ecache: event mask and cache
 
     def __init__(self, zone, orig, reply, now):
         self.zone = zone
@@ -102,6 +121,7 @@ class Conn:
         self.key_image = None       # the CT action's cache of its original tuple in key form
         self._in_table = False
         self._heap_key = None
+        self.help = self.master = self.seqadj = self.timeout_ext = self.ecache = None
 
     confirmed = property(lambda self: bool(self.status & IPS_CONFIRMED))
     assured = property(lambda self: bool(self.status & IPS_ASSURED))
@@ -147,7 +167,8 @@ class Stats:
     """The per-net counters (struct ip_conntrack_stat; CTA_STATS_* names)."""
 
     FIELDS = ("found", "invalid", "ignore", "insert", "insert_failed", "drop", "early_drop",
-              "error", "search_restart", "clash_resolve")
+              "error", "search_restart", "clash_resolve",
+              "expect_new", "expect_create", "expect_delete")
     __slots__ = FIELDS
 
     def __init__(self):
@@ -187,6 +208,7 @@ class ConnTracker:
         self.icmp_timeout = ICMP_TIMEOUT
         self.icmpv6_timeout = ICMPV6_TIMEOUT
         self.generic_timeout = GENERIC_TIMEOUT
+        self.timeout_policies = {}  # nfct_timeout_list: name -> TimeoutPolicy (cttimeout)
         self.stats = Stats()
         self.now = clock()
         self._hash = {}             # (zone, tuple) -> (conn, direction)
@@ -196,17 +218,31 @@ class ConnTracker:
         self._heap = []             # (expiry, seq, conn), lazily deleted
         self._seq = 0
         self.nat_bysource = {}      # nf_nat_bysource: source -> {conn: None} (nf_nat_core)
+        # the expectations (nf_conntrack_expect): by destination, their number and
+        # nf_ct_expect_max (nf_ct_expect_hsize * 4, the hash a 256th of the table's)
+        self.expect_hash = {}
+        self.expect_count = 0
+        self.expect_max = max(1, max_conns // 256) * 4
         self.rng = random.Random()  # NAT's port choice (get_random_u16); tests may seed it
         # the namespace's host stack has conntrack on (netfilter's hooks): what
         # its internal ports carry is tracked in zone 0 (conntrack.host_track)
         self.local_stack = True
+        # conntrack events (nf_conntrack_ecache): the notifier (nf_conntrack_event_cb,
+        # ctnetlink's, set by the namespace) and the nf_conntrack_events sysctl
+        self.event_cb = None
+        self.sysctl_events = NF_CT_EVENTS_DEFAULT
 
     # -- packet path -----------------------------------------------------------------------
 
-    def process(self, l3, family, zone=0):
-        """nf_conntrack_in(): track one packet; returns a CtResult.  Never raises."""
+    def process(self, l3, family, zone=0, timeout_ext=None, tmpl=None):
+        """nf_conntrack_in(): track one packet; returns a CtResult.  Never raises.
+        ``timeout_ext``: the template's timeout policy extension, which a new
+        connection takes (init_conntrack()).  ``tmpl``: the CT action's
+        template otherwise (``ct_helper``: the helper a new connection gets;
+        ``commit``: the template is confirmed, so an expectation a new
+        connection fulfils is used up), None for the host stack's hooks."""
         try:
-            return self._process(l3, family, zone)
+            return self._process(l3, family, zone, timeout_ext, tmpl)
         except Exception as e:         # a bug must not take the datapath down
             self.stats.invalid += 1
             return CtResult(invalid="internal error: %r" % (e,))
@@ -215,7 +251,7 @@ class ConnTracker:
         setattr(self.stats, stat, getattr(self.stats, stat) + 1)
         return CtResult(invalid=why)
 
-    def _process(self, l3, family, zone):
+    def _process(self, l3, family, zone, timeout_ext=None, tmpl=None):
         self.now = self._clock()
         pkt, why = parse_l3(l3, family)
         if pkt is None:
@@ -236,9 +272,14 @@ class ConnTracker:
             tup = get_tuple(pkt.data, 0, pkt.dataoff, family, pkt.protonum)
             if tup is None:
                 return self._invalid("can't get tuple")
-            conn, d, ctinfo = self._resolve_normal_ct(zone, tup)
+            conn, d, ctinfo = self._resolve_normal_ct(zone, tup, tmpl)
             if conn is None:
                 return self._invalid("can't invert tuple")
+            if timeout_ext is not None and not conn.status & IPS_CONFIRMED:
+                conn.timeout_ext = timeout_ext      # nf_ct_timeout_ext_add()
+            ec = conn.ecache                        # events: what the packet changes
+            if ec is not None:
+                old = (conn.status, proto_state(conn))
             verdict, reason = l4.packet(self, conn, pkt, d, ctinfo)
             if verdict != V_REPEAT:
                 break
@@ -250,11 +291,13 @@ class ConnTracker:
             return self._invalid(reason)
         if ctinfo == IP_CT_ESTABLISHED_REPLY:
             conn.status |= IPS_SEEN_REPLY
+        if ec is not None:
+            packet_events(conn, *old)           # IPCT_REPLY, _ASSURED, _PROTOINFO
         if conn.status & IPS_ASSURED and conn._in_table:
             self._unassured.pop(conn, None)
         return CtResult(conn, ctinfo, d == 1, note=reason)
 
-    def _resolve_normal_ct(self, zone, tup):
+    def _resolve_normal_ct(self, zone, tup, tmpl=None):
         """resolve_normal_ct(): find the connection or make a new unconfirmed
         one (init_conntrack); (conn, direction, ctinfo), conn None if the tuple
         cannot be inverted."""
@@ -263,7 +306,12 @@ class ConnTracker:
             repl = tup.invert()
             if repl is None:
                 return None, 0, None
-            return Conn(zone, tup, repl, self.now), 0, IP_CT_NEW
+            conn = Conn(zone, tup, repl, self.now)
+            if self.event_cb is not None and self.sysctl_events:
+                ecache_ext_add(self, conn)          # init_conntrack(): the event cache
+            if self.expect_count or (tmpl is not None and tmpl.ct_helper is not None):
+                return conn, 0, self._init_expected(conn, tmpl)
+            return conn, 0, IP_CT_NEW
         conn, d = found
         self.stats.found += 1
         if d == 1:
@@ -273,6 +321,28 @@ class ConnTracker:
         if conn.status & IPS_EXPECTED:
             return conn, 0, IP_CT_RELATED
         return conn, 0, IP_CT_NEW
+
+    def _init_expected(self, conn, tmpl):
+        """init_conntrack()'s expectation and helper: a connection that an
+        expectation foresaw is RELATED to its master (its mark, its NAT by
+        the expectation's function); otherwise it gets the template's helper."""
+        exp = None
+        if self.expect_count:
+            exp = find_expectation(self, conn.zone, conn.tuple[0],
+                                   tmpl is None or tmpl.commit)
+        if exp is not None:
+            conn.status |= IPS_EXPECTED
+            conn.master = exp.master
+            if exp.assign_helper is not None:
+                conn.help = Help(exp.assign_helper)
+            conn.mark = exp.master.mark
+            self.stats.expect_new += 1
+            if exp.expectfn is not None:
+                exp.expectfn(self, conn, exp)
+            return IP_CT_RELATED
+        if tmpl is not None and tmpl.ct_helper is not None:
+            try_assign_helper(conn, tmpl.ct_helper)
+        return IP_CT_NEW
 
     # -- helpers the protocol trackers call --------------------------------------------------
 
@@ -316,12 +386,14 @@ class ConnTracker:
         """nf_ct_expires(): seconds left, 0 if expired."""
         return max(0, conn.timeout - self.now)
 
-    def kill(self, conn):
-        """nf_ct_kill() / nf_ct_delete(): False if it was already dying."""
+    def kill(self, conn, portid=0, report=False):
+        """nf_ct_kill() / nf_ct_delete(): False if it was already dying.
+        ``portid``/``report``: the ctnetlink request that deletes it (its
+        destroy event goes to that socket too with NLM_F_ECHO)."""
         if conn.status & IPS_DYING:
             return False
         if conn._in_table:
-            self._remove(conn)
+            self._remove(conn, portid, report)
         conn.status |= IPS_DYING
         return True
 
@@ -339,6 +411,8 @@ class ConnTracker:
         if conn is None:
             return False
         if conn.status & IPS_CONFIRMED:
+            if conn.ecache is not None:
+                deliver_cached_events(self, conn)
             return True
         self.now = self._clock()
         if conn.status & IPS_DYING:
@@ -355,6 +429,8 @@ class ConnTracker:
                 other.counters[0][1] += conn.counters[0][1]
                 result.conn = other
                 self.stats.clash_resolve += 1
+                if other.ecache is not None:
+                    deliver_cached_events(self, other)
                 return True
             self.stats.insert_failed += 1
             return False
@@ -364,6 +440,10 @@ class ConnTracker:
             return False
         self._insert(conn)
         self.stats.insert += 1
+        e = conn.ecache
+        if e is not None:                   # __nf_conntrack_confirm(), then the delivery
+            e.cache |= 1 << (IPCT_RELATED if conn.master is not None else IPCT_NEW)
+            deliver_cached_events(self, conn)
         return True
 
     def _insert(self, conn):
@@ -381,12 +461,16 @@ class ConnTracker:
         conn._heap_key = None
         self._set_expiry(conn, conn.timeout)
 
-    def _remove(self, conn):
-        """nf_ct_delete(): unlink both directions and mark it dying."""
+    def _remove(self, conn, portid=0, report=False):
+        """nf_ct_delete(): unlink both directions, mark it dying and report
+        its destroy (every removal: kill, expiry met by a lookup or gc, early
+        drop, flush)."""
         if not conn._in_table:
             return
         conn._in_table = False
         conn.status |= IPS_DYING
+        if conn.help is not None:
+            remove_expectations(self, conn)
         for d in (0, 1):
             key = (conn.zone, conn.tuple[d])
             hit = self._hash.get(key)
@@ -406,6 +490,8 @@ class ConnTracker:
             self._zone_count[conn.zone] = n
         else:
             del self._zone_count[conn.zone]
+        if conn.ecache is not None:
+            event_report(self, IPCT_DESTROY, conn, portid, report)
 
     def _early_drop(self):
         """early_drop(): make room by reaping expired entries or, failing

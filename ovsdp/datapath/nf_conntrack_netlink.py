@@ -41,6 +41,7 @@ from ..netlink.attr import (
 )
 from ..netlink.nfnetlink import Callback, Subsystem, nfnl_msg, parse, validate
 from ..uapi import nfnetlink as N
+from . import nf_conntrack_ecache as EC
 from .nf_conntrack import Conn, CtResult, Tuple
 from .nf_conntrack_common import (
     IP_CT_TCP_FLAG_WINDOW_SCALE,
@@ -55,6 +56,7 @@ from .nf_conntrack_common import (
     IPS_EXPECTED,
     IPS_OFFLOAD,
     IPS_SEEN_REPLY,
+    IPS_SEQ_ADJUST,
     NFPROTO_IPV4,
     NFPROTO_IPV6,
     TCP_CONNTRACK_MAX,
@@ -106,25 +108,29 @@ def dump_tuple(t):
     return nla_nest(N.CTA_TUPLE_IP | NESTED, ip) + nla_nest(N.CTA_TUPLE_PROTO | NESTED, proto)
 
 
-def dump_protoinfo(conn):
+def dump_protoinfo(conn, destroy=False):
     """ctnetlink_dump_protoinfo(): TCP's state, window scales and flags;
-    SCTP's state and verification tags (sctp_to_nlattr)."""
+    SCTP's state and verification tags (sctp_to_nlattr); only the state
+    for a destroy event."""
     st = conn.proto
     if conn.protonum == IPPROTO_SCTP:
         st = st if st is not None else SctpState()
-        sctp = (nla_u8(N.CTA_PROTOINFO_SCTP_STATE, st.state) +
-                nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, st.vtag[0]) +
-                nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_REPLY, st.vtag[1]))
+        sctp = nla_u8(N.CTA_PROTOINFO_SCTP_STATE, st.state)
+        if not destroy:
+            sctp += (nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, st.vtag[0]) +
+                     nla_be32(N.CTA_PROTOINFO_SCTP_VTAG_REPLY, st.vtag[1]))
         return nla_nest(N.CTA_PROTOINFO | NESTED, nla_nest(N.CTA_PROTOINFO_SCTP | NESTED, sctp))
     if conn.protonum != IPPROTO_TCP or st is None:
         return b""
     seen = st.seen
     flags = N.NF_CT_TCP_FLAGS
-    tcp = (nla_u8(N.CTA_PROTOINFO_TCP_STATE, st.state) +
-           nla_u8(N.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, seen[0].td_scale) +
-           nla_u8(N.CTA_PROTOINFO_TCP_WSCALE_REPLY, seen[1].td_scale) +
-           nla(N.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags.pack(seen[0].flags & 0xFF, 0)) +
-           nla(N.CTA_PROTOINFO_TCP_FLAGS_REPLY, flags.pack(seen[1].flags & 0xFF, 0)))
+    tcp = nla_u8(N.CTA_PROTOINFO_TCP_STATE, st.state)
+    if destroy:
+        return nla_nest(N.CTA_PROTOINFO | NESTED, nla_nest(N.CTA_PROTOINFO_TCP | NESTED, tcp))
+    tcp += (nla_u8(N.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, seen[0].td_scale) +
+            nla_u8(N.CTA_PROTOINFO_TCP_WSCALE_REPLY, seen[1].td_scale) +
+            nla(N.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, flags.pack(seen[0].flags & 0xFF, 0)) +
+            nla(N.CTA_PROTOINFO_TCP_FLAGS_REPLY, flags.pack(seen[1].flags & 0xFF, 0)))
     return nla_nest(N.CTA_PROTOINFO | NESTED, nla_nest(N.CTA_PROTOINFO_TCP | NESTED, tcp))
 
 
@@ -140,6 +146,32 @@ def dump_counters(conn, zero=False):
     return b"".join(out)
 
 
+def dump_master(conn):
+    """ctnetlink_dump_master(): an expected connection's master, or nothing."""
+    if not conn.status & IPS_EXPECTED or conn.master is None:
+        return b""
+    return nla_nest(N.CTA_TUPLE_MASTER | NESTED, dump_tuple(conn.master.tuple[0]))
+
+
+def dump_helpinfo(conn):
+    """ctnetlink_dump_helpinfo(): the helper's name, or nothing."""
+    if conn.help is None or conn.help.helper is None:
+        return b""
+    return nla_nest(N.CTA_HELP | NESTED, nla(N.CTA_HELP_NAME, conn.help.helper.name.encode()
+                                             + b"\0"))
+
+
+def dump_seq_adj(conn):
+    """ctnetlink_dump_ct_seq_adj(): both directions' corrections, or nothing."""
+    if not conn.status & IPS_SEQ_ADJUST or conn.seqadj is None:
+        return b""
+    return b"".join(nla_nest(t | NESTED, b"".join(
+        nla_be32(a, v & 0xFFFFFFFF) for a, v in ((N.CTA_SEQADJ_CORRECTION_POS, w.correction_pos),
+                                                 (N.CTA_SEQADJ_OFFSET_BEFORE, w.offset_before),
+                                                 (N.CTA_SEQADJ_OFFSET_AFTER, w.offset_after))))
+        for t, w in zip((N.CTA_SEQ_ADJ_ORIG, N.CTA_SEQ_ADJ_REPLY), conn.seqadj.seq, strict=True))
+
+
 def fill_info(conn, tracker, portid, seq, msg_type=N.IPCTNL_MSG_CT_GET, flags=0, use=1):
     """ctnetlink_fill_info(): one connection as an IPCTNL_MSG_CT_NEW message."""
     if portid:
@@ -153,13 +185,16 @@ def fill_info(conn, tracker, portid, seq, msg_type=N.IPCTNL_MSG_CT_GET, flags=0,
               nla_be32(N.CTA_MARK, conn.mark & 0xFFFFFFFF),
               nla_be32(N.CTA_ID, ct_id(conn)),
               nla_be32(N.CTA_USE, use)]
+    parts.append(dump_master(conn))
     if not conn.status & IPS_OFFLOAD:
         parts += [nla_be32(N.CTA_TIMEOUT, int(tracker.expires(conn))), dump_protoinfo(conn)]
     # ctnetlink_dump_extinfo()
     if accounting(tracker):
         parts.append(dump_counters(conn, msg_type == N.IPCTNL_MSG_CT_GET_CTRZERO))
+    parts.append(dump_helpinfo(conn))
     if conn.labels:
         parts.append(nla(N.CTA_LABELS, conn.labels.to_bytes(N.NF_CT_LABELS_MAX_SIZE, "big")))
+    parts.append(dump_seq_adj(conn))
     return nfnl_msg(N.NFNL_SUBSYS_CTNETLINK, N.IPCTNL_MSG_CT_NEW, flags, seq, portid,
                     conn.tuple[0].l3num, b"".join(parts))
 
@@ -449,7 +484,7 @@ class Ctnetlink:
             filt = alloc_filter(info, family) if needs_filter(family, a) else None
             victims = [c for c in tracker if filt is None or filt.match(c)]
             for conn in victims:
-                tracker.kill(conn)
+                tracker.kill(conn, info.peer.portid, _echo(info))
             return False
         tup, zone = parse_tuple(info, atype, info.family, zone=zone)
         conn = tracker.get(zone, tup)
@@ -457,7 +492,7 @@ class Ctnetlink:
             raise NetlinkError(errno.ENOENT, "no such connection")
         if N.CTA_ID in a and _BE32.unpack_from(a[N.CTA_ID])[0] != ct_id(conn):
             raise NetlinkError(errno.ENOENT, "the connection has another id")
-        tracker.kill(conn)
+        tracker.kill(conn, info.peer.portid, _echo(info))
         return False
 
     def stat_ct_cpu(self, info):
@@ -501,12 +536,20 @@ class Ctnetlink:
                 raise NetlinkError(errno.EINVAL, "a new connection needs both tuples")
             if otuple.protonum != rtuple.protonum:
                 raise NetlinkError(errno.EINVAL, "the tuples' protocols differ")
-            _create(info, tracker, zone, otuple, rtuple)
-            return False
-        if info.hdr.flags & U.NLM_F_EXCL:
-            raise NetlinkError(errno.EEXIST, "the connection exists")
-        _change(info, tracker, conn)
+            conn, events = _create(info, tracker, zone, otuple, rtuple)
+            EC.ecache_ext_add(tracker, conn)    # (after the insert, which reports nothing)
+        else:
+            if info.hdr.flags & U.NLM_F_EXCL:
+                raise NetlinkError(errno.EEXIST, "the connection exists")
+            _change(info, tracker, conn)
+            events = EC.CHANGE_EVENTS
+        EC.eventmask_report(tracker, events, conn, info.peer.portid, _echo(info))
         return False
+
+
+def _echo(info):
+    """nlmsg_report(): the request wants the events it causes (NLM_F_ECHO)."""
+    return bool(info.hdr.flags & U.NLM_F_ECHO)
 
 
 # ------------------------------------------------------ changing connections
@@ -639,11 +682,15 @@ def _create(info, tracker, zone, otuple, rtuple):
     conn.timeout = tracker.now + _BE32.unpack_from(a[N.CTA_TIMEOUT])[0]
     if not tracker.confirm(CtResult(conn)):
         raise NetlinkError(errno.ENOMEM, "the connection table is full")
+    events = EC.CREATE_EVENTS | 1 << (EC.IPCT_RELATED if status & IPS_EXPECTED
+                                      else EC.IPCT_NEW)
     if N.CTA_LABELS in a:
         try:
             _attach_labels(info, conn)
+            events |= 1 << EC.IPCT_LABEL
         except NetlinkError:
             pass                                        # as the kernel: the entry stays
+    return conn, events
 
 
 # --------------------------------------------------------------- decoding

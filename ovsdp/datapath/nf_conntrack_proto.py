@@ -39,6 +39,7 @@ from .nf_conntrack_common import (
     V_ACCEPT,
     V_INVALID,
 )
+from .nf_conntrack_timeout import timeout_lookup
 
 UDP_CT_UNREPLIED = 0
 UDP_CT_REPLIED = 1
@@ -111,8 +112,10 @@ class L4Proto:
     error = None            # error(tr, pkt, zone) for ICMP / ICMPv6
 
     def packet(self, tr, ct, pkt, direction, ctinfo):
-        """nf_conntrack_generic_packet(): refresh with the generic timeout."""
-        tr.refresh_acct(ct, pkt, direction, tr.generic_timeout)
+        """nf_conntrack_generic_packet(): refresh with the generic timeout
+        (the connection's timeout policy's, if it has one)."""
+        t = timeout_lookup(ct)
+        tr.refresh_acct(ct, pkt, direction, t[0] if t else tr.generic_timeout)
         return V_ACCEPT, None
 
     def can_early_drop(self, ct):
@@ -173,7 +176,7 @@ class Gre(L4Proto):
         """nf_conntrack_gre_packet(): 30 s until a reply was seen, then 180 s
         and ASSURED (never for a NAT clash entry)."""
         if not ct.status & IPS_CONFIRMED or ct.proto is None:
-            t = tr.gre_timeouts
+            t = timeout_lookup(ct) or tr.gre_timeouts
             ct.proto = GreState(t[GRE_CT_UNREPLIED], t[GRE_CT_REPLIED])
         status = ct.status
         if status & IPS_SEEN_REPLY:
@@ -208,7 +211,7 @@ class Udp(L4Proto):
         err = self.udp_error(tr, pkt)
         if err:
             return V_INVALID, err
-        t = tr.udp_timeouts
+        t = timeout_lookup(ct) or tr.udp_timeouts
         status = ct.status
         if not status & IPS_CONFIRMED:
             ct.proto = UdpState(tr.now + UDP_STREAM_DELAY)
@@ -249,7 +252,7 @@ class UdpLite(Udp):
         err = self.udp_error(tr, pkt)
         if err:
             return V_INVALID, err
-        t = tr.udp_timeouts
+        t = timeout_lookup(ct) or tr.udp_timeouts
         if ct.status & IPS_SEEN_REPLY:
             tr.refresh_acct(ct, pkt, direction, t[UDP_CT_REPLIED])
             ct.status |= IPS_ASSURED
@@ -307,7 +310,8 @@ class Icmp(L4Proto):
             return V_INVALID, "icmp in a non-IPv4 packet"
         if ct.tuple[0].icmp_type not in ICMP_VALID_NEW:
             return V_INVALID, "can't create new conn with icmp type %d" % ct.tuple[0].icmp_type
-        tr.refresh_acct(ct, pkt, direction, tr.icmp_timeout)
+        t = timeout_lookup(ct)
+        tr.refresh_acct(ct, pkt, direction, t[0] if t else tr.icmp_timeout)
         return V_ACCEPT, None
 
 
@@ -352,7 +356,8 @@ class Icmpv6(L4Proto):
         if not ct.status & IPS_CONFIRMED and ct.tuple[0].icmp_type not in ICMPV6_VALID_NEW:
             return V_INVALID, "can't create new conn with icmpv6 type %d" % (
                 ct.tuple[0].icmp_type)
-        tr.refresh_acct(ct, pkt, direction, tr.icmpv6_timeout)
+        t = timeout_lookup(ct)
+        tr.refresh_acct(ct, pkt, direction, t[0] if t else tr.icmpv6_timeout)
         return V_ACCEPT, None
 
 

@@ -29,6 +29,7 @@ from .nf_conntrack_common import (
     V_IGNORE,
     V_INVALID,
 )
+from .nf_conntrack_timeout import timeout_lookup
 
 # enum sctp_conntrack (include/uapi/linux/netfilter/nf_conntrack_sctp.h)
 (SCTP_CONNTRACK_NONE, SCTP_CONNTRACK_CLOSED, SCTP_CONNTRACK_COOKIE_WAIT,
@@ -334,7 +335,8 @@ def sctp_packet(tr, ct, pkt, direction, ctinfo):
 
     if ignore:
         return V_IGNORE, None           # accepted, the timeout is not renewed
-    tr.refresh_acct(ct, pkt, direction, tr.sctp_timeouts[new])
+    t = timeout_lookup(ct) or tr.sctp_timeouts
+    tr.refresh_acct(ct, pkt, direction, t[new])
     return V_ACCEPT, None
 
 

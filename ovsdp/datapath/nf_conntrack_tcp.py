@@ -48,6 +48,7 @@ from .nf_conntrack_common import (
     V_INVALID,
     V_REPEAT,
 )
+from .nf_conntrack_timeout import timeout_lookup
 
 MINS = 60
 # tcp_timeouts[], seconds, indexed by TCP_CONNTRACK_* (0 and MAX/IGNORE unused)
@@ -294,6 +295,9 @@ def tcp_in_window(tr, ct, direction, index, pkt, th):
 
     if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM:
         sack = tcp_sack(pkt, th, sack)
+    if ct.seqadj is not None:           # NAT's payload mangling moved the receiver's numbers
+        off = ct.seqadj.offset(1 - direction, (ack - 1) & _M32)
+        ack, sack = (ack - off) & _M32, (sack - off) & _M32
 
     if sender.td_maxwin == 0:
         if syn:
@@ -404,7 +408,7 @@ def _handle_invalid(tr, ct, direction, index):
         expires = tr.expires(ct)
         if expires < 120:
             return
-        timeout = tr.tcp_timeouts[TCP_CONNTRACK_UNACK]
+        timeout = (timeout_lookup(ct) or tr.tcp_timeouts)[TCP_CONNTRACK_UNACK]
         if expires > timeout:
             tr.set_timeout(ct, timeout)
     else:
@@ -560,7 +564,7 @@ def tcp_packet(tr, ct, pkt, direction, ctinfo):
     if old_state != new_state and new_state == TCP_CONNTRACK_FIN_WAIT:
         st.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
 
-    t = tr.tcp_timeouts
+    t = timeout_lookup(ct) or tr.tcp_timeouts
     flags = st.seen[0].flags | st.seen[1].flags
     if st.retrans >= tr.tcp_max_retrans and t[new_state] > t[TCP_CONNTRACK_RETRANS]:
         timeout = t[TCP_CONNTRACK_RETRANS]

@@ -35,6 +35,7 @@ from .nf_conntrack_common import (
     IPS_SRC_NAT_DONE,
     NFPROTO_IPV4,
 )
+from .nf_conntrack_seqadj import SeqAdj
 
 NF_NAT_MANIP_SRC = 0
 NF_NAT_MANIP_DST = 1
@@ -279,6 +280,8 @@ def setup_info(tracker, conn, rng, manip):
             return NF_DROP
         conn.tuple[1] = reply           # nf_conntrack_alter_reply()
         conn.status |= _NAT_BIT[manip]
+        if conn.help is not None and conn.seqadj is None:
+            conn.seqadj = SeqAdj()      # a helper's text may change length: nfct_seqadj_ext_add()
     conn.status |= _DONE[manip]
     return NF_ACCEPT
 

@@ -32,6 +32,7 @@ from .message import build, build_error
 log = logging.getLogger(__name__)
 
 PROTOCOLS = (U.NETLINK_GENERIC, N.NETLINK_NETFILTER)
+_CT_GROUP_MAX = N.NFNLGRP_CONNTRACK_EXP_DESTROY     # the groups of ctnetlink and ctnetlink_exp
 
 
 def protocol_of(peer):
@@ -152,6 +153,10 @@ class NfnlCore:
         self.genl = genl                 # generic netlink's socket options are shared
         self.subsystems = {}
         self.members = {}                # group -> set of peers
+        # nf_ctnetlink_has_listener: a bit per conntrack / expectation group
+        # (1..6) someone is a member of, of any namespace (as in the kernel:
+        # NETLINK_LISTEN_ALL_NSID keeps it from being per namespace)
+        self.ct_listeners = 0
 
     def register(self, subsystem):
         """nfnetlink_subsys_register()."""
@@ -166,19 +171,50 @@ class NfnlCore:
             raise NetlinkError(errno.EINVAL, f"no multicast group {group}")
         peer.groups.add(group)
         self.members.setdefault(group, set()).add(peer)
+        if group <= _CT_GROUP_MAX:                       # nfnetlink_bind_event()
+            self.ct_listeners |= 1 << group
 
     def leave(self, peer, group):
         peer.groups.discard(group)
         s = self.members.get(group)
         if s:
             s.discard(peer)
+        if group <= _CT_GROUP_MAX and not self.has_listeners(group, peer.net):
+            self.ct_listeners &= ~(1 << group)           # nfnetlink_unbind()
 
     def forget(self, peer):
-        for s in self.members.values():
-            s.discard(peer)
+        """The socket closed: netlink_release() unbinds each of its groups."""
+        for group in [g for g, s in self.members.items() if peer in s]:
+            self.leave(peer, group)
 
-    def has_listeners(self, group):
-        return bool(self.members.get(group))
+    def has_listeners(self, group, net=None):
+        """nfnetlink_has_listeners(): members of ``group`` (in ``net`` when given)."""
+        members = self.members.get(group)
+        if not members or net is None:
+            return bool(members)
+        return any(p.net is net for p in members)
+
+    def multicast(self, group, data, net, exclude=None):
+        """netlink_broadcast() to the members of ``group`` in ``net``: the
+        transport queues the message or, for a member whose queue is full,
+        drops it and tells the member (NLMSG_OVERRUN: ENOBUFS, netlink's
+        overrun); one slow member holds up neither the datapath nor the
+        others.  Returns 0 (delivered or nobody to deliver to, as for a
+        member without NETLINK_BROADCAST_ERROR)."""
+        for p in list(self.members.get(group, ())):
+            if p.net is net and p is not exclude:
+                p.send(data, "notify")
+        return 0
+
+    def send(self, data, net, portid, group, report):
+        """nfnetlink_send() / nlmsg_notify(): multicast to ``group`` in ``net``
+        and, for a request with NLM_F_ECHO (``report``), to its sender
+        ``portid`` (which the multicast then skips)."""
+        sender = net.peers.get(portid) if report and portid else None
+        err = self.multicast(group, data, net, sender) if group else 0
+        if sender is not None:
+            sender.send(data, "reply")
+        return err
 
     # ---------------------------------------------------------------- input
     def sockopt(self, peer, msg):

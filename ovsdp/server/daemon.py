@@ -57,7 +57,9 @@ class Daemon:
     def _ct_gc(self):
         """gc_worker(): each namespace's expired connections, a bounded number
         per turn (lookups meeting an expired one remove it too); and its
-        fragment queues whose time is up (ip_expire())."""
+        fragment queues whose time is up (ip_expire()).  Removing an expired
+        connection reports its destroy event, so a conntrack listener hears of
+        an idle connection's end within about CT_GC_INTERVAL of its timeout."""
         for net in list(self.module.nets.values()):
             net.conntrack.gc(CT_GC_BUDGET)
             net.defrag.expire()

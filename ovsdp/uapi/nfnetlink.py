@@ -98,6 +98,17 @@ CTA_LABELS = 22
 CTA_LABELS_MASK = 23
 CTA_SYNPROXY = 24
 CTA_FILTER = 25
+
+# enum ctattr_help
+CTA_HELP_UNSPEC = 0
+CTA_HELP_NAME = 1
+CTA_HELP_INFO = 2
+
+# enum ctattr_seqadj
+CTA_SEQADJ_UNSPEC = 0
+CTA_SEQADJ_CORRECTION_POS = 1
+CTA_SEQADJ_OFFSET_BEFORE = 2
+CTA_SEQADJ_OFFSET_AFTER = 3
 CTA_STATUS_MASK = 26
 CTA_TIMESTAMP_EVENT = 27
 CTA_MAX = 27
@@ -280,6 +291,12 @@ CTA_COUNTERS = NfTable("counters", CTA_COUNTERS_MAX, [
     NfAttr(CTA_COUNTERS32_BYTES, "bytes32", "be32"),
 ])
 
+# help_nla_policy: the helper's name (NF_CT_HELPER_NAME_LEN with its NUL)
+CTA_HELP_TABLE = NfTable("help", CTA_HELP_INFO, [
+    NfAttr(CTA_HELP_NAME, "name", "nul_string", 15),
+    NfAttr(CTA_HELP_INFO, "info", "nested"),
+])
+
 CTA_FILTER_TABLE = NfTable("filter", CTA_FILTER_MAX, [
     NfAttr(CTA_FILTER_ORIG_FLAGS, "orig_flags", "u32"),
     NfAttr(CTA_FILTER_REPLY_FLAGS, "reply_flags", "u32"),
@@ -292,7 +309,7 @@ CTA = NfTable("ct", CTA_MAX, [
     NfAttr(CTA_TUPLE_REPLY, "tuple_reply", "nested", next=CTA_TUPLE),
     NfAttr(CTA_STATUS, "status", "be32"),
     NfAttr(CTA_PROTOINFO, "protoinfo", "nested", next=CTA_PROTOINFO_TABLE),
-    NfAttr(CTA_HELP, "help", "nested"),
+    NfAttr(CTA_HELP, "help", "nested", next=CTA_HELP_TABLE),
     NfAttr(CTA_NAT_SRC, "nat_src", "nested"),
     NfAttr(CTA_TIMEOUT, "timeout", "be32"),
     NfAttr(CTA_MARK, "mark", "be32"),
@@ -331,3 +348,136 @@ CTA_STATS_CPU_ORDER = (
     (CTA_STATS_CLASH_RESOLVE, "clash_resolve"),
     (CTA_STATS_CHAIN_TOOLONG, "chaintoolong"),
 )
+
+
+# ------------------------------------------------------------------ cttimeout
+# include/uapi/linux/netfilter/nfnetlink_cttimeout.h: the subsystem
+# NFNL_SUBSYS_CTNETLINK_TIMEOUT (nfnetlink_cttimeout.c), timeout policies.
+IPCTNL_MSG_TIMEOUT_NEW = 0
+IPCTNL_MSG_TIMEOUT_GET = 1
+IPCTNL_MSG_TIMEOUT_DELETE = 2
+IPCTNL_MSG_TIMEOUT_DEFAULT_SET = 3
+IPCTNL_MSG_TIMEOUT_DEFAULT_GET = 4
+IPCTNL_MSG_TIMEOUT_MAX = 5
+
+CTA_TIMEOUT_NAME = 1
+CTA_TIMEOUT_L3PROTO = 2
+CTA_TIMEOUT_L4PROTO = 3
+CTA_TIMEOUT_DATA = 4
+CTA_TIMEOUT_USE = 5
+CTA_TIMEOUT_MAX = 5
+CTNL_TIMEOUT_NAME_MAX = 32
+
+# cttimeout_nla_policy; CTA_TIMEOUT_USE is only emitted
+CTA_TIMEOUT_TABLE = NfTable("timeout", CTA_TIMEOUT_MAX, [
+    NfAttr(CTA_TIMEOUT_NAME, "name", "nul_string", CTNL_TIMEOUT_NAME_MAX - 1),
+    NfAttr(CTA_TIMEOUT_L3PROTO, "l3proto", "be16"),      # policy NLA_U16, value big endian
+    NfAttr(CTA_TIMEOUT_L4PROTO, "l4proto", "u8"),
+    NfAttr(CTA_TIMEOUT_DATA, "data", "nested"),
+    NfAttr(CTA_TIMEOUT_USE, "use", "be32", policy=False),
+])
+
+
+class TimeoutRow(NamedTuple):
+    """One CTA_TIMEOUT_<PROTO>_* attribute: its type, name, and the index of
+    the timeout it carries in the protocol tracker's array (the kernel's
+    ``<proto>_timeout_nlattr_to_obj()`` / ``_obj_to_nlattr()`` pairs)."""
+
+    type: int
+    name: str
+    index: int
+
+
+class TimeoutProto(NamedTuple):
+    """The timeout data of one l4 protocol: its attributes (emitted in this
+    order, each a be32 count of seconds, policy NLA_U32), the size of the
+    tracker's array, and the index that nlattr_to_obj() copies into index 0
+    (TCP and SCTP keep their 'new' timeout there), or None."""
+
+    l4num: int
+    name: str
+    rows: tuple
+    size: int
+    unspec_from: int | None = None
+
+    def table(self):
+        return NfTable(f"timeout_{self.name}", len(self.rows),
+                       [NfAttr(r.type, r.name, "u32") for r in self.rows])
+
+
+def _rows(*names, index=None):
+    return tuple(TimeoutRow(i, n, i if index is None else index[i - 1])
+                 for i, n in enumerate(names, 1))
+
+
+# enum ctattr_timeout_tcp: TCP_CONNTRACK_* states, then RETRANS (12) and UNACK (13)
+TIMEOUT_TCP = TimeoutProto(6, "tcp", _rows(
+    "syn_sent", "syn_recv", "established", "fin_wait", "close_wait", "last_ack",
+    "time_wait", "close", "syn_sent2", "retrans", "unack",
+    index=(1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13)), 14, unspec_from=1)
+# enum ctattr_timeout_udp / _udplite: UDP_CT_UNREPLIED (0), UDP_CT_REPLIED (1)
+TIMEOUT_UDP = TimeoutProto(17, "udp", _rows("unreplied", "replied", index=(0, 1)), 2)
+TIMEOUT_UDPLITE = TimeoutProto(136, "udplite", TIMEOUT_UDP.rows, 2)
+TIMEOUT_ICMP = TimeoutProto(1, "icmp", _rows("timeout", index=(0,)), 1)
+TIMEOUT_ICMPV6 = TimeoutProto(58, "icmpv6", _rows("timeout", index=(0,)), 1)
+# enum ctattr_timeout_sctp: one per SCTP_CONNTRACK_* state, 1:1
+TIMEOUT_SCTP = TimeoutProto(132, "sctp", _rows(
+    "closed", "cookie_wait", "cookie_echoed", "established", "shutdown_sent",
+    "shutdown_recd", "shutdown_ack_sent", "heartbeat_sent", "heartbeat_acked"), 10,
+    unspec_from=1)
+# enum ctattr_timeout_gre: GRE_CT_UNREPLIED (0), GRE_CT_REPLIED (1)
+TIMEOUT_GRE = TimeoutProto(47, "gre", _rows("unreplied", "replied", index=(0, 1)), 2)
+# the generic tracker's l4proto number is 255
+TIMEOUT_GENERIC = TimeoutProto(255, "generic", _rows("timeout", index=(0,)), 1)
+# DCCP (enum ctattr_timeout_dccp) has no tracker in ovsdp: no row here
+TIMEOUT_PROTOS = {p.l4num: p for p in (TIMEOUT_TCP, TIMEOUT_UDP, TIMEOUT_UDPLITE, TIMEOUT_ICMP,
+                                       TIMEOUT_ICMPV6, TIMEOUT_SCTP, TIMEOUT_GRE,
+                                       TIMEOUT_GENERIC)}
+
+# -- ctnetlink's expectations (NFNL_SUBSYS_CTNETLINK_EXP) --------------------------------
+# enum cntl_exp_msg_types
+IPCTNL_MSG_EXP_NEW = 0
+IPCTNL_MSG_EXP_GET = 1
+IPCTNL_MSG_EXP_DELETE = 2
+IPCTNL_MSG_EXP_GET_STATS_CPU = 3
+
+# enum ctattr_expect, ctattr_expect_nat, ctattr_expect_stats
+CTA_EXPECT_MASTER = 1
+CTA_EXPECT_TUPLE = 2
+CTA_EXPECT_MASK = 3
+CTA_EXPECT_TIMEOUT = 4
+CTA_EXPECT_ID = 5
+CTA_EXPECT_HELP_NAME = 6
+CTA_EXPECT_ZONE = 7
+CTA_EXPECT_FLAGS = 8
+CTA_EXPECT_CLASS = 9
+CTA_EXPECT_NAT = 10
+CTA_EXPECT_FN = 11
+CTA_EXPECT_MAX = 11
+CTA_EXPECT_NAT_DIR = 1
+CTA_EXPECT_NAT_TUPLE = 2
+CTA_EXPECT_NAT_MAX = 2
+CTA_STATS_EXP_NEW = 1
+CTA_STATS_EXP_CREATE = 2
+CTA_STATS_EXP_DELETE = 3
+NF_CT_EXPECT_MASK = 0x7             # PERMANENT | INACTIVE | USERSPACE
+
+CTA_EXPECT_NAT_TABLE = NfTable("expect_nat", CTA_EXPECT_NAT_MAX, [
+    NfAttr(CTA_EXPECT_NAT_DIR, "dir", "be32"),
+    NfAttr(CTA_EXPECT_NAT_TUPLE, "tuple", "nested", next=CTA_TUPLE),
+])
+
+# exp_nla_policy (the u32 and u16 ones carry big-endian values)
+CTA_EXPECT = NfTable("expect", CTA_EXPECT_MAX, [
+    NfAttr(CTA_EXPECT_MASTER, "master", "nested", next=CTA_TUPLE),
+    NfAttr(CTA_EXPECT_TUPLE, "tuple", "nested", next=CTA_TUPLE),
+    NfAttr(CTA_EXPECT_MASK, "mask", "nested", next=CTA_TUPLE),
+    NfAttr(CTA_EXPECT_TIMEOUT, "timeout", "be32"),
+    NfAttr(CTA_EXPECT_ID, "id", "be32"),
+    NfAttr(CTA_EXPECT_HELP_NAME, "help_name", "nul_string", 15),
+    NfAttr(CTA_EXPECT_ZONE, "zone", "be16"),
+    NfAttr(CTA_EXPECT_FLAGS, "flags", "be32"),
+    NfAttr(CTA_EXPECT_CLASS, "class", "be32"),
+    NfAttr(CTA_EXPECT_NAT, "nat", "nested", next=CTA_EXPECT_NAT_TABLE),
+    NfAttr(CTA_EXPECT_FN, "fn", "nul_string"),
+])

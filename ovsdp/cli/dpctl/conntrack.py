@@ -139,6 +139,8 @@ def format_entry(e, verbose=False, stats=False):
         st = e.sctp_state - 1 if 2 <= e.sctp_state <= 9 else 0
         vt = [int.from_bytes(v.to_bytes(4, "big"), sys.byteorder) for v in e.sctp_vtag]
         out.append(f",protoinfo=(state={SCTP_STATES[st]},vtag_orig={vt[0]},vtag_reply={vt[1]})")
+    if e.helper:
+        out.append(f",helper={e.helper}")          # ct_dpif_format_helper()
     return "".join(out)
 
 

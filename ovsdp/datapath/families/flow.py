@@ -10,6 +10,7 @@ from ...netlink.genl import Family, Op
 from .. import flow_netlink as FN
 from .. import flow_netlink_actions as FA
 from .. import flow_netlink_put as FNP
+from ..conntrack_timeout import set_timeouts
 from ..flow_table import Flow
 
 log = logging.getLogger("ovsdp.datapath.flow_netlink")
@@ -112,13 +113,14 @@ class FlowCommands:
         a = req.attrs
         probe = U.OVS_FLOW_ATTR_PROBE in a
         try:
-            return FA.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key, not probe)
+            acts = FA.copy_actions(a[U.OVS_FLOW_ATTR_ACTIONS], masked_key, not probe)
         except NetlinkError as e:
             if not probe:
                 log.info("netlink: %s", nlerr)
             if e.offset is None:
                 e.offset = req.offset(U.OVS_FLOW_ATTR_ACTIONS)
             raise
+        return set_timeouts(acts, req.net.conntrack, masked_key)   # ovs_ct_copy_action()
 
     # ------------------------------------------------------------ commands
     def new(self, req):

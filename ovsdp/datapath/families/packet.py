@@ -14,6 +14,7 @@ from .. import flow_netlink as FN
 from .. import flow_netlink_actions as FA
 from .. import key_layout as K
 from ..actions import execute_actions
+from ..conntrack_timeout import set_timeouts
 from ..skb import Skb
 
 POLICY = {
@@ -71,6 +72,8 @@ class PacketCommands:
             else:
                 key = FK.extract(data, meta)
             FN.check_userspace_key(seen, key, log)
+        except FK.ExtractError as e:
+            raise NetlinkError(e.errno, f"packet key extraction failed: {e}") from None
         except NetlinkError as e:
             if e.offset is None:
                 e.offset = req.offset(U.OVS_PACKET_ATTR_KEY)
@@ -81,6 +84,7 @@ class PacketCommands:
             if e.offset is None:
                 e.offset = req.offset(U.OVS_PACKET_ATTR_ACTIONS)
             raise
+        set_timeouts(acts, req.net.conntrack, key)      # ovs_ct_copy_action()'s lookup
         skb.priority = K.get(key, "priority")
         skb.mark = K.get(key, "skb_mark")
         dp = module.get_dp(req.net, U.OVS_HEADER.unpack(req.userhdr)[0])
