@@ -447,3 +447,40 @@ def test_expectation_events_and_helper_in_conntrack_events():
     tr.flush()
     kinds = [struct.unpack_from("=H", x, 4)[0] for x in p.messages()]
     assert 2 << 8 | 2 in kinds                                        # EXP_DELETE
+
+
+def test_port_on_ipv6_reads_the_first_four_bytes():
+    """try_rfc959() writes cmd->u3.ip only: on an IPv6 connection the other
+    12 bytes stay the source's, so PORT matches when a1..a4 are its first 32
+    bits; and NAT writes the first 4 bytes of the new address."""
+    src = 0x0A010101 << 96 | 0x1234
+    cmd = FTP.Cmd(10, src)
+    assert FTP.try_rfc959(b"10,1,1,1,4,1\r", cmd, ord("\r"), 0)[0] == 12 and cmd.addr == src
+    cmd = FTP.Cmd(10, 0xFC00 << 112)
+    FTP.try_rfc959(b"10,1,1,1,4,1\r", cmd, ord("\r"), 0)
+    assert cmd.addr == 0x0A010101 << 96
+    conn6 = type("C", (), {"tuple": [type("T", (), {"l3num": 10})()]})()
+    assert nf_nat_ftp.fmt_cmd(conn6, FTP.NF_CT_FTP_PORT, 0xFC000001 << 96, 1025) \
+        == b"252,0,0,1,4,1"
+
+
+def test_expired_expectations_are_reaped_by_gc(dp):
+    f = Ftp(dp, [cta(COMMIT, helper=b"ftp")], [cta()])
+    f.open()
+    f.c("PA", b"PORT 10,1,1,1,1,2\r\n")
+    f.sack += len(b"PORT 10,1,1,1,1,2\r\n")
+    f.s("A")                                        # all acknowledged: 5 days established
+    assert dp.conntrack.expect_count == 1
+    dp.now += 301
+    dp.conntrack.gc()
+    assert dp.conntrack.expect_count == 0 and dp.conntrack.expect_hash == {}
+    assert len(conns(dp)) == 1                      # the control connection stays
+
+
+def test_failed_confirm_takes_the_tftp_expectation(dp):
+    req = (Ether(src=SRC, dst=DST) / IP(src=CLI, dst=SRV) / UDP(sport=40000, dport=69)
+           / Raw(b"\x00\x01f\x00octet\x00"))
+    dp.conntrack.max_conns = 0                      # the table is full: the confirm fails
+    err, _ = run(dp, bytes(req), [cta(COMMIT, helper=b"tftp", proto=17)])
+    assert err == errno.EINVAL
+    assert dp.conntrack.expect_count == 0

@@ -361,3 +361,23 @@ def test_text_format_as_odp_util():
     # The datapath takes the parsed key (a key's MD1 only for MD type 1)
     km, mm = FN.get_match(k, m)
     assert K.get(km, "nsh_path_hdr") == 0x10FF and K.get(mm, "nsh_path_hdr") == 0xF0FF
+
+
+def test_push_nsh_whose_length_wraps_to_zero_pushes_nothing():
+    """8 + 248 bytes of MD2 is 64 words: the 6-bit length field is 0, so
+    nsh_push() pushes no bytes and writes the next protocol at data[3]."""
+    from ovsdp.datapath import nsh as NSH
+    from ovsdp.datapath.skb import Skb
+
+    class Kx:
+        proto = 0x0800
+        k = 0
+
+        def invalidate(self):
+            pass
+    frame = bytes(range(60))
+    skb = Skb(frame)
+    kx = Kx()
+    kx.k = 1 << NSH._S_NO_ETH                      # an L3 packet: next protocol IPv4
+    assert NSH.push_nsh(skb, kx, b"") == 0
+    assert bytes(skb.data) == frame[:3] + bytes([NSH.TUN_P_IPV4]) + frame[4:]

@@ -522,8 +522,10 @@ def _commit(tracker, skb, kx, info, nh):
             if ec is not None and conn.confirmed:
                 ec.cache |= 1 << IPCT_MARK
             kx.put(K.M_CT_MARK, K.S_CT_MARK, new)
-    if not conn.confirmed and conn.master is not None:
+    if not conn.confirmed and conn.master is not None and conn.master.labels:
         conn.labels = conn.master.labels    # ovs_ct_init_labels(): the master's, inherited
+        if ec is not None:
+            ec.cache |= 1 << IPCT_LABEL
         if info.labels is None:
             kx.put(K.M_CT_LABELS, K.S_CT_LABELS, conn.labels)
     if info.labels is not None:         # ovs_ct_init_labels() / ovs_ct_set_labels()

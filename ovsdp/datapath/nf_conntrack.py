@@ -49,6 +49,7 @@ from .nf_conntrack_common import (
 )
 from .nf_conntrack_ecache import (
     IPCT_DESTROY,
+    IPCT_HELPER,
     IPCT_NEW,
     IPCT_RELATED,
     NF_CT_EVENTS_DEFAULT,
@@ -58,8 +59,8 @@ from .nf_conntrack_ecache import (
     packet_events,
     proto_state,
 )
-from .nf_conntrack_expect import find_expectation, remove_expectations
-from .nf_conntrack_helper import Help, try_assign_helper
+from .nf_conntrack_expect import expectation_gc, find_expectation, remove_expectations
+from .nf_conntrack_helper import helper_ext_add, try_assign_helper
 from .nf_conntrack_proto import (
     GENERIC_TIMEOUT,
     GRE_TIMEOUTS,
@@ -221,6 +222,7 @@ class ConnTracker:
         # the expectations (nf_conntrack_expect): by destination, their number and
         # nf_ct_expect_max (nf_ct_expect_hsize * 4, the hash a 256th of the table's)
         self.expect_hash = {}
+        self.expect_heap = []       # (expiry, id, Expect): what gc() reaps, lazily deleted
         self.expect_count = 0
         self.expect_max = max(1, max_conns // 256) * 4
         self.rng = random.Random()  # NAT's port choice (get_random_u16); tests may seed it
@@ -334,7 +336,7 @@ class ConnTracker:
             conn.status |= IPS_EXPECTED
             conn.master = exp.master
             if exp.assign_helper is not None:
-                conn.help = Help(exp.assign_helper)
+                helper_ext_add(conn, exp.assign_helper)
             conn.mark = exp.master.mark
             self.stats.expect_new += 1
             if exp.expectfn is not None:
@@ -418,6 +420,16 @@ class ConnTracker:
         if conn.status & IPS_DYING:
             self.stats.insert_failed += 1
             return False
+        if conn.help is not None and conn.help.expectations:
+            # TFTP expects at the first packet: a connection that never gets
+            # in takes its expectations with it (destroy_conntrack())
+            ok = self._confirm_new(result, conn)
+            if not ok or result.conn is not conn:
+                remove_expectations(self, conn)
+            return ok
+        return self._confirm_new(result, conn)
+
+    def _confirm_new(self, result, conn):
         for d in (0, 1):
             hit = self.find(conn.zone, conn.tuple[d])
             if hit is None:
@@ -443,6 +455,8 @@ class ConnTracker:
         e = conn.ecache
         if e is not None:                   # __nf_conntrack_confirm(), then the delivery
             e.cache |= 1 << (IPCT_RELATED if conn.master is not None else IPCT_NEW)
+            if conn.help is not None and conn.help.helper is not None:
+                e.cache |= 1 << IPCT_HELPER
             deliver_cached_events(self, conn)
         return True
 
@@ -548,6 +562,8 @@ class ConnTracker:
                 continue
             self._remove(conn)
             removed += 1
+        if self.expect_heap and self.expect_heap[0][0] <= now:
+            expectation_gc(self, budget)            # nf_ct_expectation_gc()
         return removed
 
     def get(self, zone, tup):

@@ -13,11 +13,14 @@ keeps them in ``tracker.expect_hash`` by destination, as
 checks, the per-master ``max_expected`` with eviction of the oldest);
 ``find_expectation()`` is what ``init_conntrack()`` asks for each new
 connection; ``remove_expectations()`` runs when a master goes.  Expired
-expectations are unlinked lazily, whenever a search meets one (Linux does
-the same, besides its timer).  Sans I/O; time is the tracker's clock.
+expectations are unlinked when a search meets one and by the tracker's
+``gc()`` (``expectation_gc()``, in expiry order from a heap, where Linux's
+gc worker visits each connection with a helper).  Sans I/O; time is the
+tracker's clock.
 """
 
 import errno
+import heapq
 import itertools
 
 from .nf_conntrack_ecache import IPEXP_DESTROY, IPEXP_NEW, expect_event_report
@@ -195,6 +198,11 @@ def related(tracker, exp, portid=0, report=False):
     helper = help_.helper                   # nf_ct_expect_insert()
     exp.expires = tracker.now + (helper.policy[exp.cls].timeout if helper is not None else 0)
     help_.expectations.insert(0, exp)
+    heap = tracker.expect_heap
+    heapq.heappush(heap, (exp.expires, exp.id, exp))
+    if len(heap) > 2 * tracker.expect_count + 64:     # stale entries outnumber live ones
+        heap[:] = [(e.expires, e.id, e) for e in expectations(tracker)]
+        heapq.heapify(heap)
     tracker.expect_hash.setdefault(_key(exp.l3num, exp.protonum, exp.dst, exp.dport),
                                    []).insert(0, exp)
     exp.linked = True
@@ -232,6 +240,22 @@ def find_expectation(tracker, zone, tup, unlink_it):
     if unlink_it and not found.flags & NF_CT_EXPECT_PERMANENT:
         unlink(tracker, found)
     return found
+
+
+def expectation_gc(tracker, budget):
+    """Unlink up to ``budget`` expired expectations, earliest first; an
+    expectation whose timeout ctnetlink moved goes back in at its new time."""
+    heap, now, n = tracker.expect_heap, tracker.now, 0
+    while heap and n < budget and heap[0][0] <= now:
+        when, _id, exp = heapq.heappop(heap)
+        if not exp.linked:
+            continue
+        if not exp.expired(now):
+            heapq.heappush(heap, (exp.expires, exp.id, exp))
+            continue
+        unlink(tracker, exp)
+        n += 1
+    return n
 
 
 def find_get(tracker, zone, tup):

@@ -39,6 +39,7 @@ NF_CT_FTP_SEQ_PICKUP = 1 << 0
 # enum nf_ct_ftp_type
 NF_CT_FTP_PORT, NF_CT_FTP_PASV, NF_CT_FTP_EPRT, NF_CT_FTP_EPSV = range(4)
 _M32 = 0xFFFFFFFF
+_LOW96 = (1 << 96) - 1
 
 # set by nf_nat_ftp.py: nf_nat_ftp_hook
 nf_nat_ftp_hook = None
@@ -93,7 +94,10 @@ def try_rfc959(data, cmd, term, offset):
     length, a = try_number(data, 6, ord(","), term)
     if length == 0:
         return 0, offset
-    cmd.addr = ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) & _M32
+    v = ((a[0] << 24) | (a[1] << 16) | (a[2] << 8) | a[3]) & _M32
+    # cmd->u3.ip: the first 4 bytes of the address union (the rest of an
+    # IPv6 connection's source stays)
+    cmd.addr = v if cmd.l3num == NFPROTO_IPV4 else v << 96 | cmd.addr & _LOW96
     cmd.port = ((a[4] << 8) | a[5]) & 0xFFFF
     return length, offset
 

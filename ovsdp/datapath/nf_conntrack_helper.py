@@ -13,6 +13,7 @@ nf_conntrack_tftp.py.  Sans I/O.
 
 from typing import NamedTuple
 
+from .nf_conntrack_common import IPS_HELPER
 from .nf_conntrack_expect import NF_CT_EXPECT_MAX_CNT
 
 
@@ -82,16 +83,26 @@ def names():
     return sorted({h.name for h in _HELPERS.values()})
 
 
+def helper_ext_add(conn, helper):
+    """nf_ct_helper_ext_add() with the helper set: IPS_HELPER too."""
+    conn.help = Help(helper)
+    conn.status |= IPS_HELPER
+    return conn.help
+
+
 def try_assign_helper(conn, helper):
     """__nf_ct_try_assign_helper() with the template's ``helper``: the
-    connection gets it, unless it has another sort of helper already."""
+    connection gets it, unless it has another sort of helper already (or
+    one was attached explicitly: IPS_HELPER)."""
     help_ = conn.help
+    if conn.status & IPS_HELPER:
+        return
     if helper is None:
         if help_ is not None:
             help_.helper = None
         return
     if help_ is None:
-        conn.help = Help(helper)
+        helper_ext_add(conn, helper)
     elif help_.helper is not None and help_.helper.help is not helper.help:
         help_.helper = None
     else:

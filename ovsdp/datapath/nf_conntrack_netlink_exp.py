@@ -15,6 +15,7 @@ hashes kernel addresses); one CPU's statistics.  Sans I/O.
 """
 
 import errno
+import heapq
 import struct
 
 from .. import uapi as U
@@ -177,6 +178,7 @@ class CtnetlinkExp:
                 raise NetlinkError(errno.EEXIST, "the expectation exists")
             if N.CTA_EXPECT_TIMEOUT in a:           # ctnetlink_change_expect()
                 exp.expires = tracker.now + _BE32.unpack_from(a[N.CTA_EXPECT_TIMEOUT])[0]
+                heapq.heappush(tracker.expect_heap, (exp.expires, exp.id, exp))
             return False
         if not info.hdr.flags & U.NLM_F_CREATE:
             raise NetlinkError(errno.ENOENT, "no such expectation")

@@ -30,6 +30,8 @@ def _pi6(addr):
 def fmt_cmd(conn, ftptype, addr, port):
     """nf_nat_ftp_fmt_cmd(): the text that replaces the announced address."""
     if ftptype in (FTP.NF_CT_FTP_PORT, FTP.NF_CT_FTP_PASV):
+        if conn.tuple[0].l3num != NFPROTO_IPV4:
+            addr >>= 96                 # addr->ip: the first 4 bytes of an IPv6 address
         a = addr.to_bytes(4, "big")
         return b"%u,%u,%u,%u,%u,%u" % (a[0], a[1], a[2], a[3], port >> 8, port & 0xFF)
     if ftptype == FTP.NF_CT_FTP_EPRT:

@@ -68,9 +68,16 @@ def push_nsh(skb, kx, hdr):
         next_proto = tun_p_from_eth_p(kx.proto)
         if not next_proto:
             return errno.EAFNOSUPPORT
-    h = bytearray(hdr)
-    h[3] = next_proto
-    _insert(skb, 0, bytes(h))
+    if len(hdr) >= 4:
+        h = bytearray(hdr)
+        h[3] = next_proto
+        _insert(skb, 0, bytes(h))
+    else:
+        # a header whose 6-bit length wrapped to 0 (248 bytes of MD2): the
+        # kernel pushes nothing and still writes np at data[3]
+        data = skb.writable()
+        if len(data) > 3:
+            data[3] = next_proto
     kx.proto = K.ETH_P_NSH
     kx.k |= 1 << _S_NO_ETH              # key->mac_proto = MAC_PROTO_NONE
     kx.invalidate()
