@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""The control plane over its socket, against the socket's own limit.
+
+The daemon runs as its own process (``ovsdp daemon --no-devices``), as it
+does for ovs-vswitchd; the client side is a lean loop that sends requests
+built beforehand and reads the answers, so that what is measured is the
+daemon.  The reference, run in the same script: a minimal request/ack
+server, also its own process, on the same kind of socket (AF_UNIX
+SOCK_SEQPACKET), answering each netlink message of a datagram with an ack
+as small as the daemon's, to the same client loop.  Its round trips per
+second are the transport's ceiling, and every figure is printed as a
+fraction of it:
+
+- flow installs, one OVS_FLOW_CMD_NEW per datagram (acked, no echo);
+- flow installs batched, ``--batch`` puts per datagram as ovs-vswitchd's
+  handlers send them (one ack each), in flows/s;
+- flow deletes by UFID, one per datagram and batched;
+- a flow dump of every flow (flows/s, and the time for all of them);
+- upcall round trips: a frame put into a dummy port (ovsdp_dummy INJECT,
+  no ack) misses, the handler reads the MISS upcall and answers with
+  OVS_PACKET_CMD_EXECUTE (acked).
+
+    python3 bench/control.py [--flows N] [--batch B] [--upcalls N]
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from ovsdp import odp  # noqa: E402
+from ovsdp import uapi as U  # noqa: E402
+from ovsdp.client.dpif import Dpif  # noqa: E402
+from ovsdp.netlink.attr import nla, nla_nest, nla_string, nla_u32  # noqa: E402
+from ovsdp.netlink.message import build_genl  # noqa: E402
+
+NLMSGHDR = struct.Struct("=IHHII")
+ERRNO = struct.Struct("=i")
+
+# The reference server: one process, one connection, an ack per message.
+CEILING_SERVER = r"""
+import os, socket, struct, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path)
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+hdr = struct.Struct("=IHHII")
+ack = struct.Struct("=IHHIIi16s")
+buf = bytearray(1 << 17)
+view = memoryview(buf)
+recv_into, send = c.recv_into, c.send
+while True:
+    n = recv_into(buf)
+    if not n:
+        break
+    off = 0
+    while off + 16 <= n:
+        length, _t, _f, seq, _p = hdr.unpack_from(buf, off)
+        send(ack.pack(36, 2, 0x100, seq, 1, 0, bytes(view[off:off + 16])))
+        off += (length + 3) & ~3
+"""
+
+
+def udp_frame(src, dst, sport, dport, size=64):
+    payload = b"\0" * (size - 42)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0, 64, 17, 0,
+                     src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+    return (b"\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x01\x08\x00" + ip + udp + payload)
+
+
+class LeanClient:
+    """Requests built beforehand, sent and answered with no per-message parsing
+    beyond the ack's errno."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.connect(path)
+        self.buf = bytearray(1 << 17)
+
+    def close(self):
+        self.sock.close()
+
+    def one_by_one(self, msgs):
+        """Each message in its own datagram, waiting for its ack."""
+        send, recv_into, buf = self.sock.send, self.sock.recv_into, self.buf
+        unpack = ERRNO.unpack_from
+        bad = 0
+        t = time.perf_counter()
+        for m in msgs:
+            send(m)
+            recv_into(buf)
+            if unpack(buf, 16)[0]:
+                bad += 1
+        dt = time.perf_counter() - t
+        if bad:
+            raise RuntimeError(f"{bad} of {len(msgs)} requests failed")
+        return len(msgs) / dt
+
+    def batched(self, msgs, batch):
+        """``batch`` messages per datagram; then one ack per message."""
+        send, recv_into, buf = self.sock.send, self.sock.recv_into, self.buf
+        unpack = ERRNO.unpack_from
+        grams = [(b"".join(msgs[i:i + batch]), len(msgs[i:i + batch]))
+                 for i in range(0, len(msgs), batch)]
+        bad = 0
+        t = time.perf_counter()
+        for gram, k in grams:
+            send(gram)
+            for _ in range(k):
+                recv_into(buf)
+                if unpack(buf, 16)[0]:
+                    bad += 1
+        dt = time.perf_counter() - t
+        if bad:
+            raise RuntimeError(f"{bad} of {len(msgs)} requests failed")
+        return len(msgs) / dt
+
+    def dump(self, msg):
+        """One dump request; the number of messages it returned and the time."""
+        send, recv_into, buf = self.sock.send, self.sock.recv_into, self.buf
+        n = 0
+        t = time.perf_counter()
+        send(msg)
+        while True:
+            size = recv_into(buf)
+            off = 0
+            while off < size:
+                length, mtype = NLMSGHDR.unpack_from(buf, off)[:2]
+                if mtype == U.NLMSG_DONE:
+                    return n, time.perf_counter() - t
+                if mtype == U.NLMSG_ERROR:
+                    raise RuntimeError(f"dump failed: errno {-ERRNO.unpack_from(buf, off + 16)[0]}")
+                n += 1
+                off += (length + 3) & ~3
+
+
+def start(args, path, ready):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if ready(p):
+            return p
+        if p.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited with {p.returncode}")
+        time.sleep(0.02)
+    p.kill()
+    raise RuntimeError(f"{' '.join(args)} did not start")
+
+
+def stop(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def ceiling(msgs, batch):
+    """Round trips/s of the reference server (single), and its flows/s batched."""
+    d = tempfile.mkdtemp(prefix="ovsdp-bench-ceil-")
+    path = os.path.join(d, "ceiling.sock")
+    p = start([sys.executable, "-c", CEILING_SERVER, path], path,
+              lambda p: p.stdout.readline().strip() == "ready")
+    try:
+        c = LeanClient(path)
+        c.one_by_one(msgs[:1000])                      # warm up
+        single = c.one_by_one(msgs)
+        batched = c.batched(msgs, batch)
+        c.close()
+        return single, batched
+    finally:
+        stop(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def flow_msgs(family_id, ifindex, n, cmd, flags, with_key=True):
+    """``n`` flow requests by UFID; with ``with_key``, megaflows as ovs-vswitchd
+    installs them: a key, a mask that wildcards some of it, actions."""
+    acts = nla_nest(U.OVS_FLOW_ATTR_ACTIONS, odp.parse_actions("2"))
+    out = []
+    for i in range(n):
+        body = U.OVS_HEADER.pack(ifindex)
+        if with_key:
+            key, mask = odp.parse_key(
+                "in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),"
+                f"eth_type(0x0800),ipv4(src=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255},"
+                "dst=10.255.0.1/255.255.0.0,proto=17,tos=0/0,ttl=64/0,frag=no),"
+                "udp(src=1/0,dst=2)")
+            body += (nla_nest(U.OVS_FLOW_ATTR_KEY, key) + nla_nest(U.OVS_FLOW_ATTR_MASK, mask)
+                     + acts)
+        body += nla(U.OVS_FLOW_ATTR_UFID, i.to_bytes(16, "big"))
+        out.append(build_genl(family_id, cmd, U.OVS_FLOW_VERSION,
+                              U.NLM_F_REQUEST | U.NLM_F_ACK | flags, i + 1, 0, body))
+    return out
+
+
+def dump_msg(family_id, ifindex, ufid_flags=None):
+    body = U.OVS_HEADER.pack(ifindex)
+    if ufid_flags is not None:
+        body += nla_u32(U.OVS_FLOW_ATTR_UFID_FLAGS, ufid_flags)
+    return build_genl(family_id, U.OVS_FLOW_CMD_GET, U.OVS_FLOW_VERSION,
+                      U.NLM_F_REQUEST | U.NLM_F_DUMP, 1, 0, body)
+
+
+def control(n_flows, batch, n_upcalls, dump_flows):
+    d = tempfile.mkdtemp(prefix="ovsdp-bench-ctl-")
+    path = os.path.join(d, "ovsdp.sock")
+    daemon = start([sys.executable, "-m", "ovsdp", "daemon", "--no-devices", "--socket", path],
+                   path, lambda p: os.path.exists(path))
+    out = {}
+    try:
+        time.sleep(0.1)
+        setup = Dpif(path)
+        handler = Dpif(path)
+        setup.dp_new("cb", upcall_pid=handler.portid)
+        setup.vport_new("cb", "cb1", "dummy", port_no=1, upcall_pids=[handler.portid])
+        setup.vport_new("cb", "cb2", "dummy", port_no=2, upcall_pids=[handler.portid])
+        ifindex = setup.ifindex("cb")
+        fam = setup.sock.family(U.OVS_FLOW_FAMILY).id
+        c = LeanClient(path)
+        new = U.NLM_F_CREATE | U.NLM_F_EXCL
+        puts = flow_msgs(fam, ifindex, n_flows, U.OVS_FLOW_CMD_NEW, new)
+        dels = flow_msgs(fam, ifindex, n_flows, U.OVS_FLOW_CMD_DEL, 0, with_key=False)
+        out["installs"] = c.one_by_one(puts)
+        out["deletes"] = c.one_by_one(dels)
+        out["installs_batched"] = c.batched(puts, batch)
+        out["deletes_batched"] = c.batched(dels, batch)
+        # the dump: dump_flows flows in the table
+        big = flow_msgs(fam, ifindex, dump_flows, U.OVS_FLOW_CMD_NEW, new)
+        c.batched(big, batch)
+        for name, flags in (("dump", None),
+                            ("terse", U.OVS_UFID_F_OMIT_KEY | U.OVS_UFID_F_OMIT_MASK
+                             | U.OVS_UFID_F_OMIT_ACTIONS)):
+            n, secs = c.dump(dump_msg(fam, ifindex, flags))
+            if n != dump_flows:
+                raise RuntimeError(f"the dump returned {n} of {dump_flows} flows")
+            out[name + "_secs"] = secs
+            out[name + "_rate"] = n / secs
+        setup.flow_flush("cb")
+        out["upcalls"] = upcall_trips(setup, handler, c, ifindex, n_upcalls)
+        c.close()
+        setup.close()
+        handler.close()
+        return out, puts, batch
+    finally:
+        stop(daemon)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def upcall_trips(setup, handler, c, ifindex, n):
+    """Inject a frame (no ack), read the MISS upcall, EXECUTE it (acked)."""
+    dummy = setup.sock.family(U.OVSDP_DUMMY_FAMILY)
+    frame = udp_frame(0x0A000001, 0x0A000002, 5, 6)
+    inject = build_genl(dummy.id, U.OVSDP_DUMMY_CMD_INJECT, dummy.version, U.NLM_F_REQUEST,
+                        0, 0, U.OVS_HEADER.pack(ifindex)
+                        + nla_string(U.OVSDP_DUMMY_ATTR_PORT_NAME, "cb1")
+                        + nla(U.OVSDP_DUMMY_ATTR_PACKET, frame))
+    pkt = setup.sock.family(U.OVS_PACKET_FAMILY).id
+    acts = nla_nest(U.OVS_PACKET_ATTR_ACTIONS, odp.parse_actions("2"))
+    hsock = handler.sock.sock
+    hbuf = bytearray(1 << 16)
+    attr = struct.Struct("=HH")
+    send, recv_into = c.sock.send, c.sock.recv_into
+    cbuf = c.buf
+    t = time.perf_counter()
+    for i in range(n):
+        send(inject)
+        size = hsock.recv_into(hbuf)
+        # the upcall's PACKET and KEY attributes, as a handler copies them back
+        off, parts = 20 + U.OVS_HEADER_LEN, []
+        while off + 4 <= size:
+            alen, atype = attr.unpack_from(hbuf, off)
+            if atype & U.NLA_TYPE_MASK in (U.OVS_PACKET_ATTR_PACKET, U.OVS_PACKET_ATTR_KEY):
+                parts.append(bytes(hbuf[off:off + alen]) + b"\0" * (-alen % 4))
+            off += (alen + 3) & ~3
+        body = U.OVS_HEADER.pack(ifindex) + b"".join(parts) + acts
+        send(build_genl(pkt, U.OVS_PACKET_CMD_EXECUTE, U.OVS_PACKET_VERSION,
+                        U.NLM_F_REQUEST | U.NLM_F_ACK, i + 1, 0, body))
+        recv_into(cbuf)
+        if ERRNO.unpack_from(cbuf, 16)[0]:
+            raise RuntimeError(f"EXECUTE failed: errno {-ERRNO.unpack_from(cbuf, 16)[0]}")
+    return n / (time.perf_counter() - t)
+
+
+def run(n_flows=20000, batch=50, n_upcalls=5000, dump_flows=100_000, print_=print):
+    out, puts, batch = control(n_flows, batch, n_upcalls, dump_flows)
+    single, batched = ceiling(puts, batch)
+    out["ceiling"] = single
+    out["ceiling_batched"] = batched
+    ce = single
+    print_(f"transport ceiling (minimal ack server)  {ce:10,.0f} round trips/s"
+           f"  ({batched:,.0f}/s with {batch} per datagram)")
+    for key, title, unit in (("installs", "flow installs, one per datagram", "/s"),
+                             ("installs_batched", f"flow installs, {batch} per datagram",
+                              " flows/s"),
+                             ("deletes", "flow deletes, one per datagram", "/s"),
+                             ("deletes_batched", f"flow deletes, {batch} per datagram",
+                              " flows/s"),
+                             ("upcalls", "upcall round trips (MISS+EXECUTE)", "/s"),
+                             ("dump_rate", f"flow dump of {dump_flows:,} flows", " flows/s"),
+                             ("terse_rate", "the same, terse (UFID and stats)", " flows/s")):
+        print_(f"{title:40s}{out[key]:10,.0f}{unit:9s}  x{out[key] / ce:.2f} of the ceiling")
+    print_(f"{'':40s}{out['dump_secs']:10.2f} s for all {dump_flows:,} "
+           f"({out['terse_secs']:.2f} s terse)")
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--flows", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--upcalls", type=int, default=5000)
+    p.add_argument("--dump", type=int, default=100_000)
+    args = p.parse_args(argv)
+    run(args.flows, args.batch, args.upcalls, args.dump)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
