@@ -45,29 +45,51 @@ from ovsdp.netlink.message import build_genl  # noqa: E402
 NLMSGHDR = struct.Struct("=IHHII")
 ERRNO = struct.Struct("=i")
 
-# The reference server: one process, one connection, an ack per message.
+# The reference server: one process; an ack per netlink message.  In
+# "upcall" mode it takes two connections, an injector's and a handler's: a
+# message from the injector becomes an upcall-sized datagram to the handler,
+# a message from the handler gets its ack (the same exchange as an upcall
+# round trip through the daemon).
 CEILING_SERVER = r"""
-import os, socket, struct, sys
-path = sys.argv[1]
+import select, socket, struct, sys
+path, mode, upcall_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.bind(path)
-s.listen(1)
+s.listen(2)
 print("ready", flush=True)
-c, _ = s.accept()
 hdr = struct.Struct("=IHHII")
 ack = struct.Struct("=IHHIIi16s")
 buf = bytearray(1 << 17)
 view = memoryview(buf)
-recv_into, send = c.recv_into, c.send
-while True:
-    n = recv_into(buf)
-    if not n:
-        break
-    off = 0
-    while off + 16 <= n:
-        length, _t, _f, seq, _p = hdr.unpack_from(buf, off)
-        send(ack.pack(36, 2, 0x100, seq, 1, 0, bytes(view[off:off + 16])))
-        off += (length + 3) & ~3
+upcall = bytes(upcall_size)
+c, _ = s.accept()
+if mode == "ack":
+    recv_into, send = c.recv_into, c.send
+    while True:
+        n = recv_into(buf)
+        if not n:
+            break
+        off = 0
+        while off + 16 <= n:
+            length, _t, _f, seq, _p = hdr.unpack_from(buf, off)
+            send(ack.pack(36, 2, 0x100, seq, 1, 0, bytes(view[off:off + 16])))
+            off += (length + 3) & ~3
+else:
+    h, _ = s.accept()
+    while True:
+        ready, _, _ = select.select([c, h], [], [])
+        for sock in ready:
+            n = sock.recv_into(buf)
+            if not n:
+                sys.exit(0)
+            off = 0
+            while off + 16 <= n:
+                length, _t, _f, seq, _p = hdr.unpack_from(buf, off)
+                if sock is c:
+                    h.send(upcall)
+                else:
+                    h.send(ack.pack(36, 2, 0x100, seq, 1, 0, bytes(view[off:off + 16])))
+                off += (length + 3) & ~3
 """
 
 
@@ -83,9 +105,11 @@ class LeanClient:
     """Requests built beforehand, sent and answered with no per-message parsing
     beyond the ack's errno."""
 
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.connect(path)
+    def __init__(self, path=None, sock=None):
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            sock.connect(path)
+        self.sock = sock
         self.buf = bytearray(1 << 17)
 
     def close(self):
@@ -170,12 +194,17 @@ def stop(p):
             p.wait()
 
 
-def ceiling(msgs, batch):
-    """Round trips/s of the reference server (single), and its flows/s batched."""
+def _reference(mode, upcall_size=0):
     d = tempfile.mkdtemp(prefix="ovsdp-bench-ceil-")
     path = os.path.join(d, "ceiling.sock")
-    p = start([sys.executable, "-c", CEILING_SERVER, path], path,
+    p = start([sys.executable, "-c", CEILING_SERVER, path, mode, str(upcall_size)], path,
               lambda p: p.stdout.readline().strip() == "ready")
+    return p, path, d
+
+
+def ceiling(msgs, batch):
+    """Round trips/s of the reference server (single), and its flows/s batched."""
+    p, path, d = _reference("ack")
     try:
         c = LeanClient(path)
         c.one_by_one(msgs[:1000])                      # warm up
@@ -186,6 +215,46 @@ def ceiling(msgs, batch):
     finally:
         stop(p)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def upcall_ceiling(inject, execute, upcall_size, n, batch):
+    """The upcall exchange against the reference server: (one at a time, batched)."""
+    p, path, d = _reference("upcall", upcall_size)
+    try:
+        c = LeanClient(path)
+        h = LeanClient(path)
+        single = _trips(c, h, inject, lambda _up: execute, n, 1)
+        batched = _trips(c, h, inject, lambda _up: execute, n, batch)
+        c.close()
+        h.close()
+        return single, batched
+    finally:
+        stop(p)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _trips(c, h, inject, answer, n, batch):
+    """Upcalls/s: ``batch`` injects in one datagram (no ack); the handler reads
+    that many upcalls, sends their answers in one datagram and reads the acks."""
+    send, recv_into, hbuf = c.sock.send, h.sock.recv_into, h.buf
+    hsend = h.sock.send
+    unpack = ERRNO.unpack_from
+    gram = inject * batch
+    done = 0
+    t = time.perf_counter()
+    while done < n:
+        send(gram)
+        answers = []
+        for _ in range(batch):
+            size = recv_into(hbuf)
+            answers.append(answer(memoryview(hbuf)[:size]))
+        hsend(b"".join(answers))
+        for _ in range(batch):
+            recv_into(hbuf)
+            if unpack(hbuf, 16)[0]:
+                raise RuntimeError(f"EXECUTE failed: errno {-unpack(hbuf, 16)[0]}")
+        done += batch
+    return done / (time.perf_counter() - t)
 
 
 def flow_msgs(family_id, ifindex, n, cmd, flags, with_key=True):
@@ -252,18 +321,26 @@ def control(n_flows, batch, n_upcalls, dump_flows):
             out[name + "_secs"] = secs
             out[name + "_rate"] = n / secs
         setup.flow_flush("cb")
-        out["upcalls"] = upcall_trips(setup, handler, c, ifindex, n_upcalls)
+        inject, execute, sizes = upcall_msgs(setup, ifindex)
+        h = LeanClient(sock=handler.sock.sock)
+        out["upcalls"] = _trips(c, h, inject, execute, n_upcalls, 1)
+        out["upcalls_batched"] = _trips(c, h, inject, execute, n_upcalls, batch)
         c.close()
         setup.close()
         handler.close()
-        return out, puts, batch
+        # what the reference server sends and gets for it: the same sizes
+        return out, puts, (inject, sizes[0][1], sizes[0][0])
     finally:
         stop(daemon)
         shutil.rmtree(d, ignore_errors=True)
 
 
-def upcall_trips(setup, handler, c, ifindex, n):
-    """Inject a frame (no ack), read the MISS upcall, EXECUTE it (acked)."""
+def upcall_msgs(setup, ifindex):
+    """The upcall exchange: a frame put into a dummy port (ovsdp_dummy INJECT,
+    no ack) misses; the handler reads the MISS upcall and sends the packet
+    back with EXECUTE (acked), copying the upcall's PACKET and KEY as
+    ovs-vswitchd does.  Returns the INJECT, the handler's answer function and
+    a list that gets the first upcall's size and answer."""
     dummy = setup.sock.family(U.OVSDP_DUMMY_FAMILY)
     frame = udp_frame(0x0A000001, 0x0A000002, 5, 6)
     inject = build_genl(dummy.id, U.OVSDP_DUMMY_CMD_INJECT, dummy.version, U.NLM_F_REQUEST,
@@ -272,51 +349,57 @@ def upcall_trips(setup, handler, c, ifindex, n):
                         + nla(U.OVSDP_DUMMY_ATTR_PACKET, frame))
     pkt = setup.sock.family(U.OVS_PACKET_FAMILY).id
     acts = nla_nest(U.OVS_PACKET_ATTR_ACTIONS, odp.parse_actions("2"))
-    hsock = handler.sock.sock
-    hbuf = bytearray(1 << 16)
     attr = struct.Struct("=HH")
-    send, recv_into = c.sock.send, c.sock.recv_into
-    cbuf = c.buf
-    t = time.perf_counter()
-    for i in range(n):
-        send(inject)
-        size = hsock.recv_into(hbuf)
-        # the upcall's PACKET and KEY attributes, as a handler copies them back
-        off, parts = 20 + U.OVS_HEADER_LEN, []
+    wanted = (U.OVS_PACKET_ATTR_PACKET, U.OVS_PACKET_ATTR_KEY)
+    sizes = []
+
+    def execute(up):
+        size = len(up)
+        off, parts = 20 + U.OVS_HEADER_LEN, [U.OVS_HEADER.pack(ifindex)]
         while off + 4 <= size:
-            alen, atype = attr.unpack_from(hbuf, off)
-            if atype & U.NLA_TYPE_MASK in (U.OVS_PACKET_ATTR_PACKET, U.OVS_PACKET_ATTR_KEY):
-                parts.append(bytes(hbuf[off:off + alen]) + b"\0" * (-alen % 4))
+            alen, atype = attr.unpack_from(up, off)
+            if atype & U.NLA_TYPE_MASK in wanted:
+                parts.append(bytes(up[off:off + alen]) + b"\0" * (-alen % 4))
             off += (alen + 3) & ~3
-        body = U.OVS_HEADER.pack(ifindex) + b"".join(parts) + acts
-        send(build_genl(pkt, U.OVS_PACKET_CMD_EXECUTE, U.OVS_PACKET_VERSION,
-                        U.NLM_F_REQUEST | U.NLM_F_ACK, i + 1, 0, body))
-        recv_into(cbuf)
-        if ERRNO.unpack_from(cbuf, 16)[0]:
-            raise RuntimeError(f"EXECUTE failed: errno {-ERRNO.unpack_from(cbuf, 16)[0]}")
-    return n / (time.perf_counter() - t)
+        parts.append(acts)
+        msg = build_genl(pkt, U.OVS_PACKET_CMD_EXECUTE, U.OVS_PACKET_VERSION,
+                         U.NLM_F_REQUEST | U.NLM_F_ACK, 1, 0, b"".join(parts))
+        if not sizes:
+            sizes.append((size, msg))
+        return msg
+
+    return inject, execute, sizes
 
 
 def run(n_flows=20000, batch=50, n_upcalls=5000, dump_flows=100_000, print_=print):
-    out, puts, batch = control(n_flows, batch, n_upcalls, dump_flows)
-    single, batched = ceiling(puts, batch)
-    out["ceiling"] = single
-    out["ceiling_batched"] = batched
-    ce = single
+    out, puts, (inject, exe, upcall_size) = control(n_flows, batch, n_upcalls, dump_flows)
+    out["ceiling"], out["ceiling_batched"] = ceiling(puts, batch)
+    out["upcall_ceiling"], out["upcall_ceiling_batched"] = upcall_ceiling(
+        inject, exe, upcall_size, n_upcalls, batch)
+    ce = out["ceiling"]
     print_(f"transport ceiling (minimal ack server)  {ce:10,.0f} round trips/s"
-           f"  ({batched:,.0f}/s with {batch} per datagram)")
-    for key, title, unit in (("installs", "flow installs, one per datagram", "/s"),
-                             ("installs_batched", f"flow installs, {batch} per datagram",
-                              " flows/s"),
-                             ("deletes", "flow deletes, one per datagram", "/s"),
-                             ("deletes_batched", f"flow deletes, {batch} per datagram",
-                              " flows/s"),
-                             ("upcalls", "upcall round trips (MISS+EXECUTE)", "/s"),
-                             ("dump_rate", f"flow dump of {dump_flows:,} flows", " flows/s"),
-                             ("terse_rate", "the same, terse (UFID and stats)", " flows/s")):
+           f"  ({out['ceiling_batched']:,.0f}/s with {batch} per datagram)")
+    rows = (("installs", "flow installs, one per datagram", "/s"),
+            ("installs_batched", f"flow installs, {batch} per datagram", " flows/s"),
+            ("deletes", "flow deletes, one per datagram", "/s"),
+            ("deletes_batched", f"flow deletes, {batch} per datagram", " flows/s"),
+            ("dump_rate", f"flow dump of {dump_flows:,} flows", " flows/s"),
+            ("terse_rate", "the same, terse (UFID and stats)", " flows/s"),
+            (None, f"{out['dump_secs']:.2f} s for all {dump_flows:,} ({out['terse_secs']:.2f} s "
+                   "terse)", ""),
+            ("upcalls", "upcall round trips, one at a time", "/s"),
+            ("upcalls_batched", f"upcall round trips, {batch} at a time", "/s"))
+    for key, title, unit in rows:
+        if key is None:
+            print_(f"{'':40s}{title}")
+            continue
         print_(f"{title:40s}{out[key]:10,.0f}{unit:9s}  x{out[key] / ce:.2f} of the ceiling")
-    print_(f"{'':40s}{out['dump_secs']:10.2f} s for all {dump_flows:,} "
-           f"({out['terse_secs']:.2f} s terse)")
+    print_("upcall exchange (INJECT, MISS upcall, EXECUTE, ack) against the reference server "
+           "doing the same:")
+    for key, ref in (("upcalls", "upcall_ceiling"), ("upcalls_batched", "upcall_ceiling_batched")):
+        print_(f"  {'one at a time' if key == 'upcalls' else f'{batch} at a time':14s}"
+               f" ovsdp {out[key]:9,.0f}/s  reference {out[ref]:9,.0f}/s"
+               f"  x{out[key] / out[ref]:.2f}")
     return out
 
 

@@ -75,13 +75,11 @@ from .flow_netlink_match import (
     _BE32,
     _CT4,
     _CT6,
-    _IPV4,
     _IPV6,
     _KEY,
     _ND,
     _NESTED,
     _NLA,
-    _TP,
     _TUN_KEY_MASK,
     _TYPE_MASK,
     _U16,
@@ -101,7 +99,6 @@ from .flow_netlink_match import (
     Match,
     _err,
     _get,
-    _walk,
     eth_p_mpls,
     eth_type_vlan,
     log_,
@@ -146,25 +143,46 @@ TUN_F_CRIT_OPT = K.TUN_F_CRIT_OPT       # the kernel's IP_TUNNEL_CRIT_OPT (key_l
 
 # ------------------------------------------------------- attribute parsing
 def _parse_flow_nlattrs(buf, a, attrs, log, nz):
-    """__parse_flow_nlattrs(): fills a[] and returns the updated attrs bitmap."""
-    items, rem = _walk(buf)
-    for raw, payload, _alen, _rem in items:
+    """__parse_flow_nlattrs(): fills a[] and returns the updated attrs bitmap.
+
+    The attribute walk is nla_for_each_attr() (flow_netlink_match._walk),
+    inline: this runs for every key and mask of every request.
+    """
+    if type(buf) is not bytes:
+        buf = bytes(buf)
+    lengths = _KEY_LENGTHS
+    unpack = _NLA.unpack_from
+    n = len(buf)
+    off = 0
+    while n - off >= 4:
+        alen, raw = unpack(buf, off)
+        if alen < 4 or alen > n - off:
+            break
+        payload = buf[off + 4:off + alen]
+        off += (alen + 3) & ~3
         t = raw & _TYPE_MASK
-        if t > OVS_KEY_ATTR_MAX:
-            raise _err(log, f"Key type {t} is out of range max {OVS_KEY_ATTR_MAX}")
-        expected = _KEY_LENGTHS.get(t, 0)
-        if expected is None:                    # userspace-only types
-            raise _err(log, f"Key type {t} is not supported")
-        if attrs & (1 << t):
-            raise _err(log, f"Duplicate key (type {t}).")
-        if expected not in (_NESTED, _VARIABLE) and len(payload) != expected:
-            raise _err(log, f"Key {t} has unexpected len {len(payload)} expected {expected}")
+        expected = lengths.get(t, 0)
+        if expected is None or t > OVS_KEY_ATTR_MAX or attrs >> t & 1 or (
+                expected is not _NESTED and expected is not _VARIABLE
+                and alen - 4 != expected):
+            _bad_key_attr(t, expected, payload, attrs, log)
         if not nz or any(payload):
             attrs |= (1 << t)
             a[t] = payload
-    if rem:
-        raise _err(log, f"Message has {rem} unknown bytes.")
+    if n - off:
+        raise _err(log, f"Message has {n - off} unknown bytes.")
     return attrs
+
+
+def _bad_key_attr(t, expected, payload, attrs, log):
+    """The error __parse_flow_nlattrs() reports for attribute ``t``, in its order."""
+    if t > OVS_KEY_ATTR_MAX:
+        raise _err(log, f"Key type {t} is out of range max {OVS_KEY_ATTR_MAX}")
+    if expected is None:                    # userspace-only types
+        raise _err(log, f"Key type {t} is not supported")
+    if attrs & (1 << t):
+        raise _err(log, f"Duplicate key (type {t}).")
+    raise _err(log, f"Key {t} has unexpected len {len(payload)} expected {expected}")
 
 
 # -------------------------------------------------------------------- VLAN
@@ -331,9 +349,8 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
     attrs = _metadata_from_nlattrs(m, attrs, a, is_mask, log)
 
     if attrs & _B_ETHERNET:
-        eth = a[U.OVS_KEY_ATTR_ETHERNET]
-        m.put("eth_src", int.from_bytes(eth[0:6], "big"), is_mask)
-        m.put("eth_dst", int.from_bytes(eth[6:12], "big"), is_mask)
+        eth = a[U.OVS_KEY_ATTR_ETHERNET]            # eth_src, eth_dst
+        m.put_image(0, eth[6:12] + eth[0:6], is_mask)
         attrs &= ~_B_ETHERNET
         if attrs & _B_VLAN:
             raise _err(log, "VLAN attribute unexpected.")
@@ -345,15 +362,13 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         raise _err(log, "Either Ethernet header or EtherType is required.")
 
     if attrs & _B_IPV4:
-        src, dst, proto, tos, ttl, frag = _IPV4.unpack(a[U.OVS_KEY_ATTR_IPV4])
-        if not is_mask and frag > U.OVS_FRAG_TYPE_MAX:
-            raise _err(log, f"IPv4 frag type {frag} is out of range max {U.OVS_FRAG_TYPE_MAX}")
-        m.put("ip_proto", proto, is_mask)
-        m.put("ip_tos", tos, is_mask)
-        m.put("ip_ttl", ttl, is_mask)
-        m.put("ip_frag", frag, is_mask)
-        m.put("ipv4_src", src, is_mask)
-        m.put("ipv4_dst", dst, is_mask)
+        p = a[U.OVS_KEY_ATTR_IPV4]         # struct ovs_key_ipv4: src, dst, proto, tos, ttl, frag
+        if not is_mask and p[11] > U.OVS_FRAG_TYPE_MAX:
+            raise _err(log, f"IPv4 frag type {p[11]} is out of range max {U.OVS_FRAG_TYPE_MAX}")
+        # three runs of the frame image: ip_frag ip_tos, ip_ttl ip_proto, ipv4_src ipv4_dst
+        m.put_image(14, bytes((p[11], p[9])), is_mask)
+        m.put_image(22, bytes((p[10], p[8])), is_mask)
+        m.put_image(26, p[0:8], is_mask)
         attrs &= ~_B_IPV4
 
     if attrs & _B_IPV6:
@@ -402,9 +417,7 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         attrs &= ~_B_MPLS
 
     if attrs & _B_TCP:
-        sport, dport = _TP.unpack(a[U.OVS_KEY_ATTR_TCP])
-        m.put("tp_src", sport, is_mask)
-        m.put("tp_dst", dport, is_mask)
+        m.put_image(34, a[U.OVS_KEY_ATTR_TCP], is_mask)     # tp_src, tp_dst
         attrs &= ~_B_TCP
 
     if attrs & _B_TCP_FLAGS:
@@ -413,9 +426,7 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
 
     for t in (U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
         if attrs & (1 << t):
-            sport, dport = _TP.unpack(a[t])
-            m.put("tp_src", sport, is_mask)
-            m.put("tp_dst", dport, is_mask)
+            m.put_image(34, a[t], is_mask)                  # tp_src, tp_dst
             attrs &= ~(1 << t)
 
     for t in (U.OVS_KEY_ATTR_ICMP, U.OVS_KEY_ATTR_ICMPV6):
@@ -462,20 +473,19 @@ def _mask_set_nlattr(buf, table=_KEY):
 
 
 # -------------------------------------------------------------- validation
+# match_validate(): the key's attributes a mask may carry, less these (allowed
+# only by what the key is), plus these (always allowed).
+_MASK_NOT_BY_DEFAULT = ~(_B_IPV4 | _B_CT_ORIG_TUPLE_IPV4 | _B_IPV6 | _B_CT_ORIG_TUPLE_IPV6
+                         | _B_TCP | _B_TCP_FLAGS | _B_UDP | _B_SCTP | _B_ICMP | _B_ICMPV6
+                         | _B_ARP | _B_ND | _B_MPLS | _B_NSH)
+_MASK_ALWAYS_ALLOWED = _B_TUNNEL | _B_IN_PORT | _B_ETHERTYPE
+
+
 def _match_validate(m, key_attrs, mask_attrs, log):
     """match_validate(): required key attributes and allowed mask attributes."""
     A = U
     key_expected = 0
-    mask_allowed = key_attrs
-    mask_allowed &= ~(_B_IPV4 | _B_CT_ORIG_TUPLE_IPV4
-                      | _B_IPV6 | _B_CT_ORIG_TUPLE_IPV6
-                      | _B_TCP | _B_TCP_FLAGS
-                      | _B_UDP | _B_SCTP
-                      | _B_ICMP | _B_ICMPV6
-                      | _B_ARP | _B_ND
-                      | _B_MPLS | _B_NSH)
-    mask_allowed |= (_B_TUNNEL | _B_IN_PORT
-                     | _B_ETHERTYPE)
+    mask_allowed = key_attrs & _MASK_NOT_BY_DEFAULT | _MASK_ALWAYS_ALLOWED
     has_mask = m.mask is not None
     eth_type = m.kget("eth_type")
     eth_exact = has_mask and m.mget("eth_type") == 0xFFFF
@@ -597,9 +607,10 @@ def get_flow_metadata(key_attrs, log=True):
     metadata (recirc_id, dp_hash, priority, in_port (DP_MAX_PORTS when
     absent), skb_mark, tunnel, ct_* and ct original tuple, ``no_eth``, and
     for a packet without Ethernet header (ETHERTYPE given without ETHERNET)
-    its ``eth_type``); ``attrs_seen`` is the set of top-level OVS_KEY_ATTR_*
-    types present, which ovs_flow_key_extract_userspace() needs after
-    extraction (a CT_ORIG_TUPLE_IPV4 needs an IPv4 packet, a
+    its ``eth_type``); ``attrs_seen`` is the bitmap of the top-level
+    OVS_KEY_ATTR_* types present (bit t for type t), which
+    ovs_flow_key_extract_userspace() needs after extraction (a
+    CT_ORIG_TUPLE_IPV4 needs an IPv4 packet, a
     CT_ORIG_TUPLE_IPV6 an IPv6 packet that is not ND: EINVAL otherwise).
     """
     a = {}
@@ -607,8 +618,7 @@ def get_flow_metadata(key_attrs, log=True):
     m = Match(False)
     m.put("in_port", K.DP_MAX_PORTS, False)
     _metadata_from_nlattrs(m, attrs, a, False, log)
-    seen = {t for t in range(OVS_KEY_ATTR_MAX + 1) if attrs & (1 << t)}
-    return m.key, seen
+    return m.key, attrs
 
 
 def is_nd(key):
@@ -624,11 +634,10 @@ def check_userspace_key(attrs_seen, key, log=True):
 
     A conntrack original tuple only makes sense for the matching L3 type.
     """
-    if U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4 in attrs_seen and \
-            _get(key, "eth_type") != K.ETH_P_IP:
+    if attrs_seen & _B_CT_ORIG_TUPLE_IPV4 and _get(key, "eth_type") != K.ETH_P_IP:
         raise _err(log, "CT_ORIG_TUPLE_IPV4 given for a packet that is not IPv4")
-    if U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV6 in attrs_seen and \
-            (_get(key, "eth_type") != K.ETH_P_IPV6 or is_nd(key)):
+    if attrs_seen & _B_CT_ORIG_TUPLE_IPV6 and (_get(key, "eth_type") != K.ETH_P_IPV6
+                                               or is_nd(key)):
         raise _err(log, "CT_ORIG_TUPLE_IPV6 given for a packet that is not IPv6 (or is ND)")
 
 

@@ -11,7 +11,7 @@ import logging
 import struct
 
 from .. import uapi as U
-from ..netlink.attr import NetlinkError, align
+from ..netlink.attr import NetlinkError
 from ..uapi import attrs as ATTRS
 from ..uapi import headers as H
 from . import key_layout as K
@@ -79,9 +79,13 @@ del _f
 _FIELD = K.FIELDS
 
 
+# name -> (shift, all-ones of the width)
+_SHIFT_ONES = {name: (s, (1 << w) - 1) for name, (s, w) in _FIELD.items()}
+
+
 def _get(key, name):
-    s, w = _FIELD[name]
-    return (key >> s) & ((1 << w) - 1)
+    s, fm = _SHIFT_ONES[name]
+    return key >> s & fm
 
 
 def _bit(t):
@@ -107,6 +111,11 @@ def _popcount(v):
 
 
 # --------------------------------------------------------------- the match
+# name -> (shift, all-ones of the width, the key with the field cleared
+# is key & clear): SW_FLOW_KEY_PUT's store, computed once per field.
+_PUT = {name: (s, (1 << w) - 1, ~(((1 << w) - 1) << s)) for name, (s, w) in _FIELD.items()}
+
+
 class Match:
     """struct sw_flow_match: the key being built and (optionally) its mask."""
 
@@ -118,18 +127,29 @@ class Match:
 
     def put(self, name, value, is_mask):
         """SW_FLOW_KEY_PUT: the value truncated to the field like a C store."""
-        s, w = _FIELD[name]
-        fm = (1 << w) - 1
+        s, fm, clear = _PUT[name]
         if is_mask:
-            self.mask = (self.mask & ~(fm << s)) | ((value & fm) << s)
+            self.mask = (self.mask & clear) | ((value & fm) << s)
         else:
-            self.key = (self.key & ~(fm << s)) | ((value & fm) << s)
+            self.key = (self.key & clear) | ((value & fm) << s)
+
+    def put_image(self, first_byte, data, is_mask):
+        """SW_FLOW_KEY_MEMCPY over a run of adjacent fields of the frame image
+        (key_layout): ``data`` is their bytes, from image byte ``first_byte``."""
+        s = (K.IMAGE_BITS // 8 - first_byte - len(data)) * 8
+        clear = ~(((1 << 8 * len(data)) - 1) << s)
+        if is_mask:
+            self.mask = (self.mask & clear) | (int.from_bytes(data, "big") << s)
+        else:
+            self.key = (self.key & clear) | (int.from_bytes(data, "big") << s)
 
     def kget(self, name):
-        return _get(self.key, name)
+        s, fm = _SHIFT_ONES[name]
+        return self.key >> s & fm
 
     def mget(self, name):
-        return _get(self.mask, name)
+        s, fm = _SHIFT_ONES[name]
+        return self.mask >> s & fm
 
 
 # ------------------------------------------------------- attribute parsing
@@ -140,16 +160,17 @@ def _walk(buf):
     when the last attribute's padding is missing (nla_next() subtracts the
     aligned length).  ``rem_before`` is what nla_is_last() compares with.
     """
+    if type(buf) is not bytes:
+        buf = bytes(buf)
     n = len(buf)
     off = 0
-    rem = n
     out = []
-    while rem >= 4:
-        alen, raw = _NLA.unpack_from(buf, off)
-        if alen < 4 or alen > rem:
+    append = out.append
+    unpack = _NLA.unpack_from
+    while n - off >= 4:
+        alen, raw = unpack(buf, off)
+        if alen < 4 or alen > n - off:
             break
-        out.append((raw, bytes(buf[off + 4:off + alen]), alen, rem))
-        step = align(alen)
-        off += step
-        rem -= step
-    return out, rem
+        append((raw, buf[off + 4:off + alen], alen, n - off))
+        off += (alen + 3) & ~3
+    return out, n - off

@@ -4,6 +4,8 @@ ovs_nla_put_tunnel_info() (net/openvswitch/flow_netlink.c), byte for byte.
 The way in (the kernel's parsing and validation) is :mod:`.flow_netlink`.
 """
 
+import struct
+
 from .. import uapi as U
 from ..netlink.attr import (
     nla,
@@ -22,7 +24,6 @@ from .flow_netlink_match import (
     _BE32,
     _CT4,
     _CT6,
-    _IPV4,
     _IPV6,
     _ND,
     _TP,
@@ -115,6 +116,52 @@ def put_tunnel_info(tun_info):
     return _ip_tun_to_nlattr(k, _get(k, "tun_opts_len"), proto, bridge)
 
 
+# Shifts of the fields every key stream carries (key_layout), read inline.
+_S_RECIRC_ID = K.S_RECIRC_ID
+_S_DP_HASH = K.S_DP_HASH
+_S_PRIORITY = K.S_PRIORITY
+_S_IN_PORT = K.S_IN_PORT
+_S_SKB_MARK = K.S_SKB_MARK
+_S_CT_STATE = K.S_CT_STATE
+_S_CT_ZONE = K.S_CT_ZONE
+_S_CT_MARK = K.S_CT_MARK
+_S_CT_LABELS = K.S_CT_LABELS
+_S_CT_ORIG_PROTO = K.S_CT_ORIG_PROTO
+_S_TUN_PROTO = K.S_TUN_PROTO
+_M8, _M16, _M32 = 0xFF, 0xFFFF, 0xFFFFFFFF
+_M48 = (1 << 48) - 1
+_M128 = (1 << 128) - 1
+_S_NO_ETH = K.S_NO_ETH
+_S_ETH_TYPE = K.S_ETH_TYPE
+_S_VLAN_TCI = K.S_VLAN_TCI
+_S_IP_PROTO = K.S_IP_PROTO
+_S_IP_FRAG = K.S_IP_FRAG
+_IMAGE = (1 << K.IMAGE_BITS) - 1
+_IMAGE_LEN = K.IMAGE_BITS // 8
+
+
+def _hdr(atype, n):
+    """A netlink attribute header for an ``n``-byte payload."""
+    return _NLA_HDR.pack(4 + n, atype)
+
+
+_NLA_HDR = struct.Struct("=HH")
+# The common attributes' payloads are byte ranges of the key's frame image
+# (key_layout): headers computed once, payloads sliced from one to_bytes().
+_H_ETHERNET = _hdr(U.OVS_KEY_ATTR_ETHERNET, 12)
+_H_ETHERTYPE = _hdr(U.OVS_KEY_ATTR_ETHERTYPE, 2)
+_H_IPV4 = _hdr(U.OVS_KEY_ATTR_IPV4, 12)
+_H_TCP = _hdr(U.OVS_KEY_ATTR_TCP, 4)
+_H_UDP = _hdr(U.OVS_KEY_ATTR_UDP, 4)
+_H_TCP_FLAGS = _hdr(U.OVS_KEY_ATTR_TCP_FLAGS, 2)
+_PAD2 = b"\0\0"
+
+# RECIRC_ID, DP_HASH, PRIORITY: three u32 attributes that always lead.
+_LEAD = struct.Struct("=HHIHHIHHI")
+# SKB_MARK, then ovs_ct_put_key()'s CT_STATE, CT_ZONE, CT_MARK, CT_LABELS.
+_MARK_CT = struct.Struct("=HHIHHIHHH2xHHIHH16s")
+
+
 def put_key(key, output, is_mask):
     """__ovs_nla_put_key(): the OVS_KEY_ATTR_* stream for ``output``.
 
@@ -124,29 +171,29 @@ def put_key(key, output, is_mask):
     OVS_FLOW_ATTR_KEY/MASK or OVS_PACKET_ATTR_KEY nest.
     """
     g = _get
-    top = [nla_u32(U.OVS_KEY_ATTR_RECIRC_ID, g(output, "recirc_id")),
-           nla_u32(U.OVS_KEY_ATTR_DP_HASH, g(output, "dp_hash")),
-           nla_u32(U.OVS_KEY_ATTR_PRIORITY, g(output, "priority"))]
-    sw_tun_proto = g(key, "tun_proto")
+    o = output
+    top = [_LEAD.pack(8, U.OVS_KEY_ATTR_RECIRC_ID, o >> _S_RECIRC_ID & _M32,
+                      8, U.OVS_KEY_ATTR_DP_HASH, o >> _S_DP_HASH & _M32,
+                      8, U.OVS_KEY_ATTR_PRIORITY, o >> _S_PRIORITY & _M32)]
+    sw_tun_proto = key >> _S_TUN_PROTO & _M8
     if sw_tun_proto or is_mask:
         top.append(nla_nest(U.OVS_KEY_ATTR_TUNNEL,
                             _ip_tun_to_nlattr(output, g(key, "tun_opts_len"), sw_tun_proto)))
-    out_in_port = g(output, "in_port") & 0xFFFF
-    if g(key, "in_port") == K.DP_MAX_PORTS:
+    out_in_port = o >> _S_IN_PORT & _M16
+    if key >> _S_IN_PORT & _M32 == K.DP_MAX_PORTS:
         if is_mask and out_in_port == 0xFFFF:
             top.append(nla_u32(U.OVS_KEY_ATTR_IN_PORT, 0xFFFFFFFF))
     else:
         upper = 0xFFFF if is_mask else 0
         top.append(nla_u32(U.OVS_KEY_ATTR_IN_PORT, (upper << 16) | out_in_port))
-    top.append(nla_u32(U.OVS_KEY_ATTR_SKB_MARK, g(output, "skb_mark")))
-
-    # ovs_ct_put_key()
-    top.append(nla_u32(U.OVS_KEY_ATTR_CT_STATE, g(output, "ct_state")))
-    top.append(nla_u16(U.OVS_KEY_ATTR_CT_ZONE, g(output, "ct_zone")))
-    top.append(nla_u32(U.OVS_KEY_ATTR_CT_MARK, g(output, "ct_mark")))
-    top.append(nla(U.OVS_KEY_ATTR_CT_LABELS, g(output, "ct_labels").to_bytes(16, "big")))
-    sw_eth_type = g(key, "eth_type")
-    if g(key, "ct_orig_proto"):
+    top.append(_MARK_CT.pack(8, U.OVS_KEY_ATTR_SKB_MARK, o >> _S_SKB_MARK & _M32,
+                             8, U.OVS_KEY_ATTR_CT_STATE, o >> _S_CT_STATE & _M8,
+                             6, U.OVS_KEY_ATTR_CT_ZONE, o >> _S_CT_ZONE & _M16,
+                             8, U.OVS_KEY_ATTR_CT_MARK, o >> _S_CT_MARK & _M32,
+                             20, U.OVS_KEY_ATTR_CT_LABELS,
+                             (o >> _S_CT_LABELS & _M128).to_bytes(16, "big")))
+    if key >> _S_CT_ORIG_PROTO & _M8:
+        sw_eth_type = g(key, "eth_type")
         if sw_eth_type == K.ETH_P_IP:
             top.append(nla(U.OVS_KEY_ATTR_CT_ORIG_TUPLE_IPV4, _CT4.pack(
                 g(output, "ct_orig_src") & 0xFFFFFFFF, g(output, "ct_orig_dst") & 0xFFFFFFFF,
@@ -180,9 +227,9 @@ def _put_key_body(key, output, is_mask, levels):
     g = _get
     cur = levels[-1]
     sw_eth_type = g(key, "eth_type")
-    if not g(key, "no_eth"):
-        cur.append(nla(U.OVS_KEY_ATTR_ETHERNET, g(output, "eth_src").to_bytes(6, "big")
-                       + g(output, "eth_dst").to_bytes(6, "big")))
+    img = (output & _IMAGE).to_bytes(_IMAGE_LEN, "big")
+    if not key >> _S_NO_ETH & _M8:
+        cur.append(_H_ETHERNET + img[6:12] + img[0:6])      # eth_src, eth_dst
         if g(key, "vlan_tci") or eth_type_vlan(sw_eth_type):
             _put_vlan(cur, output, False, is_mask)
             cur = []
@@ -202,16 +249,15 @@ def _put_key_body(key, output, is_mask, levels):
                 cur.append(nla_be16(U.OVS_KEY_ATTR_ETHERTYPE, g(output, "eth_type")))
             return
 
-    cur.append(nla_be16(U.OVS_KEY_ATTR_ETHERTYPE, g(output, "eth_type")))
+    cur.append(_H_ETHERTYPE + img[12:14] + _PAD2)
 
     if eth_type_vlan(sw_eth_type):
         # A third VLAN tag: nothing more is known about the packet.
         return
 
     if sw_eth_type == K.ETH_P_IP:
-        cur.append(nla(U.OVS_KEY_ATTR_IPV4, _IPV4.pack(
-            g(output, "ipv4_src"), g(output, "ipv4_dst"), g(output, "ip_proto"),
-            g(output, "ip_tos"), g(output, "ip_ttl"), g(output, "ip_frag"))))
+        # struct ovs_key_ipv4: src, dst, proto, tos, ttl, frag
+        cur.append(_H_IPV4 + img[26:34] + img[23:24] + img[15:16] + img[22:23] + img[14:15])
     elif sw_eth_type == K.ETH_P_IPV6:
         cur.append(nla(U.OVS_KEY_ATTR_IPV6, _IPV6.pack(
             g(output, "ipv6_src").to_bytes(16, "big"), g(output, "ipv6_dst").to_bytes(16, "big"),
@@ -230,13 +276,13 @@ def _put_key_body(key, output, is_mask, levels):
             _BE32.pack(g(output, f"mpls_lse{i}")) for i in range(n))))
 
     if (sw_eth_type in (K.ETH_P_IP, K.ETH_P_IPV6)
-            and g(key, "ip_frag") != U.OVS_FRAG_TYPE_LATER):
-        proto = g(key, "ip_proto")
+            and key >> _S_IP_FRAG & _M8 != U.OVS_FRAG_TYPE_LATER):
+        proto = key >> _S_IP_PROTO & _M8
         if proto == IPPROTO_TCP:
-            cur.append(nla(U.OVS_KEY_ATTR_TCP, _TP.pack(g(output, "tp_src"), g(output, "tp_dst"))))
-            cur.append(nla_be16(U.OVS_KEY_ATTR_TCP_FLAGS, g(output, "tcp_flags")))
+            cur.append(_H_TCP + img[34:38])                 # tp_src, tp_dst
+            cur.append(_H_TCP_FLAGS + img[46:48] + _PAD2)
         elif proto == IPPROTO_UDP:
-            cur.append(nla(U.OVS_KEY_ATTR_UDP, _TP.pack(g(output, "tp_src"), g(output, "tp_dst"))))
+            cur.append(_H_UDP + img[34:38])
         elif proto == IPPROTO_SCTP:
             cur.append(nla(U.OVS_KEY_ATTR_SCTP,
                            _TP.pack(g(output, "tp_src"), g(output, "tp_dst"))))
