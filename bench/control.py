@@ -27,6 +27,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -169,10 +170,23 @@ class LeanClient:
                 off += (length + 3) & ~3
 
 
+def placement():
+    """(client CPU, server CPU): the two sides on two different CPUs when there
+    are two, so that the daemon and the reference servers are measured with
+    the same placement (a wakeup across CPUs costs several times one on the
+    same CPU, and the scheduler's choice would otherwise change between
+    runs); None when the machine has one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
 def start(args, path, ready):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                          env=env)
+    where = placement()
+    if where is not None:
+        os.sched_setaffinity(p.pid, {where[1]})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if ready(p):
@@ -202,35 +216,33 @@ def _reference(mode, upcall_size=0):
     return p, path, d
 
 
-def ceiling(msgs, batch):
-    """Round trips/s of the reference server (single), and its flows/s batched."""
-    p, path, d = _reference("ack")
-    try:
-        c = LeanClient(path)
-        c.one_by_one(msgs[:1000])                      # warm up
-        single = c.one_by_one(msgs)
-        batched = c.batched(msgs, batch)
-        c.close()
-        return single, batched
-    finally:
-        stop(p)
-        shutil.rmtree(d, ignore_errors=True)
+class Reference:
+    """The reference servers, kept running while the daemon is measured, so
+    that the two are measured in turns (machines of this kind vary from one
+    second to the next)."""
 
+    def __init__(self):
+        self.procs = []
+        self.ack = None
+        self.upcall = None
 
-def upcall_ceiling(inject, execute, upcall_size, n, batch):
-    """The upcall exchange against the reference server: (one at a time, batched)."""
-    p, path, d = _reference("upcall", upcall_size)
-    try:
-        c = LeanClient(path)
-        h = LeanClient(path)
-        single = _trips(c, h, inject, lambda _up: execute, n, 1)
-        batched = _trips(c, h, inject, lambda _up: execute, n, batch)
-        c.close()
-        h.close()
-        return single, batched
-    finally:
-        stop(p)
-        shutil.rmtree(d, ignore_errors=True)
+    def start_ack(self):
+        p, path, d = _reference("ack")
+        self.procs.append((p, d))
+        self.ack = LeanClient(path)
+
+    def start_upcall(self, upcall_size):
+        p, path, d = _reference("upcall", upcall_size)
+        self.procs.append((p, d))
+        self.upcall = (LeanClient(path), LeanClient(path))
+
+    def close(self):
+        for c in [self.ack, *(self.upcall or ())]:
+            if c is not None:
+                c.close()
+        for p, d in self.procs:
+            stop(p)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _trips(c, h, inject, answer, n, batch):
@@ -286,14 +298,23 @@ def dump_msg(family_id, ifindex, ufid_flags=None):
                       U.NLM_F_REQUEST | U.NLM_F_DUMP, 1, 0, body)
 
 
-def control(n_flows, batch, n_upcalls, dump_flows):
+def control(n_flows, batch, n_upcalls, dump_flows, rounds):
+    """Each figure's median over ``rounds``, the daemon's and the reference's
+    measured in turns."""
     d = tempfile.mkdtemp(prefix="ovsdp-bench-ctl-")
     path = os.path.join(d, "ovsdp.sock")
     daemon = start([sys.executable, "-m", "ovsdp", "daemon", "--no-devices", "--socket", path],
                    path, lambda p: os.path.exists(path))
-    out = {}
+    ref = Reference()
+    runs = {}
+
+    def note(name, value, ceiling=None):
+        runs.setdefault(name, []).append(value)
+        if ceiling is not None:             # the figure against this round's ceiling
+            runs.setdefault(name + "/ceiling", []).append(value / ceiling)
     try:
         time.sleep(0.1)
+        ref.start_ack()
         setup = Dpif(path)
         handler = Dpif(path)
         setup.dp_new("cb", upcall_pid=handler.portid)
@@ -305,32 +326,59 @@ def control(n_flows, batch, n_upcalls, dump_flows):
         new = U.NLM_F_CREATE | U.NLM_F_EXCL
         puts = flow_msgs(fam, ifindex, n_flows, U.OVS_FLOW_CMD_NEW, new)
         dels = flow_msgs(fam, ifindex, n_flows, U.OVS_FLOW_CMD_DEL, 0, with_key=False)
-        out["installs"] = c.one_by_one(puts)
-        out["deletes"] = c.one_by_one(dels)
-        out["installs_batched"] = c.batched(puts, batch)
-        out["deletes_batched"] = c.batched(dels, batch)
+        ref.ack.one_by_one(puts[:1000])                    # warm up
+        probe = puts[:5000]
+
+        def ceiling():
+            """The ceiling now, for the figures of this round."""
+            ce = ref.ack.one_by_one(probe)
+            note("ceiling", ce)
+            return ce
+        for _ in range(rounds):
+            ce = ceiling()
+            note("installs", c.one_by_one(puts), ce)
+            note("deletes", c.one_by_one(dels), ce)
+            note("ceiling_batched", ref.ack.batched(puts, batch))
+            note("installs_batched", c.batched(puts, batch), ce)
+            note("deletes_batched", c.batched(dels, batch), ce)
         # the dump: dump_flows flows in the table
         big = flow_msgs(fam, ifindex, dump_flows, U.OVS_FLOW_CMD_NEW, new)
         c.batched(big, batch)
-        for name, flags in (("dump", None),
-                            ("terse", U.OVS_UFID_F_OMIT_KEY | U.OVS_UFID_F_OMIT_MASK
-                             | U.OVS_UFID_F_OMIT_ACTIONS)):
-            n, secs = c.dump(dump_msg(fam, ifindex, flags))
-            if n != dump_flows:
-                raise RuntimeError(f"the dump returned {n} of {dump_flows} flows")
-            out[name + "_secs"] = secs
-            out[name + "_rate"] = n / secs
+        del big
+        for _ in range(rounds):
+            ce = ceiling()
+            for name, flags in (("dump", None),
+                                ("terse", U.OVS_UFID_F_OMIT_KEY | U.OVS_UFID_F_OMIT_MASK
+                                 | U.OVS_UFID_F_OMIT_ACTIONS)):
+                n, secs = c.dump(dump_msg(fam, ifindex, flags))
+                if n != dump_flows:
+                    raise RuntimeError(f"the dump returned {n} of {dump_flows} flows")
+                note(name + "_secs", secs)
+                note(name + "_rate", n / secs, ce)
         setup.flow_flush("cb")
         inject, execute, sizes = upcall_msgs(setup, ifindex)
         h = LeanClient(sock=handler.sock.sock)
-        out["upcalls"] = _trips(c, h, inject, execute, n_upcalls, 1)
-        out["upcalls_batched"] = _trips(c, h, inject, execute, n_upcalls, batch)
+        _trips(c, h, inject, execute, 10, 1)                # the first upcall's size
+        ref.start_upcall(sizes[0][0])
+        rc, rh = ref.upcall
+        exe = sizes[0][1]
+        for _ in range(rounds):
+            ce = ceiling()
+            ref1 = _trips(rc, rh, inject, lambda _up: exe, n_upcalls, 1)
+            note("upcalls", _trips(c, h, inject, execute, n_upcalls, 1), ce)
+            runs.setdefault("upcalls/reference", []).append(runs["upcalls"][-1] / ref1)
+            ref50 = _trips(rc, rh, inject, lambda _up: exe, n_upcalls, batch)
+            note("upcalls_batched", _trips(c, h, inject, execute, n_upcalls, batch), ce)
+            runs.setdefault("upcalls_batched/reference", []).append(
+                runs["upcalls_batched"][-1] / ref50)
+            note("upcall_reference", ref1)
+            note("upcall_reference_batched", ref50)
         c.close()
         setup.close()
         handler.close()
-        # what the reference server sends and gets for it: the same sizes
-        return out, puts, (inject, sizes[0][1], sizes[0][0])
+        return {k: statistics.median(v) for k, v in runs.items()}, runs
     finally:
+        ref.close()
         stop(daemon)
         shutil.rmtree(d, ignore_errors=True)
 
@@ -371,14 +419,25 @@ def upcall_msgs(setup, ifindex):
     return inject, execute, sizes
 
 
-def run(n_flows=20000, batch=50, n_upcalls=5000, dump_flows=100_000, print_=print):
-    out, puts, (inject, exe, upcall_size) = control(n_flows, batch, n_upcalls, dump_flows)
-    out["ceiling"], out["ceiling_batched"] = ceiling(puts, batch)
-    out["upcall_ceiling"], out["upcall_ceiling_batched"] = upcall_ceiling(
-        inject, exe, upcall_size, n_upcalls, batch)
-    ce = out["ceiling"]
-    print_(f"transport ceiling (minimal ack server)  {ce:10,.0f} round trips/s"
-           f"  ({out['ceiling_batched']:,.0f}/s with {batch} per datagram)")
+def run(n_flows=20000, batch=50, n_upcalls=5000, dump_flows=100_000, rounds=3, print_=print):
+    """Print the figures (medians over ``rounds``) and their ratios (medians of
+    each round's ratio to the ceiling measured just before)."""
+    where = placement()
+    mine = os.sched_getaffinity(0)
+    if where is not None:
+        os.sched_setaffinity(0, {where[0]})
+    try:
+        out, runs = control(n_flows, batch, n_upcalls, dump_flows, rounds)
+    finally:
+        os.sched_setaffinity(0, mine)
+    ce = runs["ceiling"]
+    print_(f"medians of {rounds} rounds; each ratio is the median of the rounds' ratios to "
+           "the ceiling measured just before them;")
+    print_("clients on CPU %d, servers (ovsdp, reference) on CPU %d" % where if where else
+           "one CPU: clients and servers share it")
+    print_(f"transport ceiling (minimal ack server)  {out['ceiling']:10,.0f} round trips/s"
+           f"  ({min(ce):,.0f}..{max(ce):,.0f}; {out['ceiling_batched']:,.0f}/s with {batch} "
+           "per datagram)")
     rows = (("installs", "flow installs, one per datagram", "/s"),
             ("installs_batched", f"flow installs, {batch} per datagram", " flows/s"),
             ("deletes", "flow deletes, one per datagram", "/s"),
@@ -393,13 +452,15 @@ def run(n_flows=20000, batch=50, n_upcalls=5000, dump_flows=100_000, print_=prin
         if key is None:
             print_(f"{'':40s}{title}")
             continue
-        print_(f"{title:40s}{out[key]:10,.0f}{unit:9s}  x{out[key] / ce:.2f} of the ceiling")
+        print_(f"{title:40s}{out[key]:10,.0f}{unit:9s}  x{out[key + '/ceiling']:.2f} of the "
+               "ceiling")
     print_("upcall exchange (INJECT, MISS upcall, EXECUTE, ack) against the reference server "
            "doing the same:")
-    for key, ref in (("upcalls", "upcall_ceiling"), ("upcalls_batched", "upcall_ceiling_batched")):
+    for key, ref in (("upcalls", "upcall_reference"),
+                     ("upcalls_batched", "upcall_reference_batched")):
         print_(f"  {'one at a time' if key == 'upcalls' else f'{batch} at a time':14s}"
                f" ovsdp {out[key]:9,.0f}/s  reference {out[ref]:9,.0f}/s"
-               f"  x{out[key] / out[ref]:.2f}")
+               f"  x{out[key + '/reference']:.2f}")
     return out
 
 
@@ -409,8 +470,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--upcalls", type=int, default=5000)
     p.add_argument("--dump", type=int, default=100_000)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
-    run(args.flows, args.batch, args.upcalls, args.dump)
+    run(args.flows, args.batch, args.upcalls, args.dump, args.rounds)
     return 0
 
 

@@ -308,7 +308,8 @@ def main(argv=None):
                   f"{'' if not missed else f'  ({missed} misses)'}")
     print("control plane over the socket (bench/control.py):")
     control.run(5000 if args.quick else 20000, 50, 1000 if args.quick else 5000,
-                20_000 if args.quick else 100_000, print_=lambda line: print("  " + line))
+                20_000 if args.quick else 100_000, 1 if args.quick else 3,
+                print_=lambda line: print("  " + line))
     per_flow, rss = bench_memory(20_000 if args.quick else 100_000)
     print(f"memory per flow (100k flows) {per_flow:12,.0f} bytes  (peak RSS {rss / 1024:.0f} MiB)")
     return 0

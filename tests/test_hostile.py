@@ -514,3 +514,70 @@ def test_answers_before_a_bad_datagram_are_read_before_eof(daemon):
         assert s.recv(4096) == b""
     finally:
         s.close()
+
+
+# ------------------------------------------- a datagram's answers (issue 14)
+def test_answers_to_a_datagram_of_requests_come_one_each_in_order(daemon, dpif):
+    """What a slice sends is held until it ends, then sent in order: one
+    datagram per answer, as the kernel queues one skb per ack, the upcalls
+    that the requests caused on another connection included."""
+    dpif.dp_new("fzc")
+    dpif.vport_new("fzc", "fzc1", "dummy", port_no=1)
+    handler = Dpif(daemon.path)
+    s = raw_connect(daemon.path)
+    try:
+        dpif.vport_set("fzc", name="fzc1", upcall_pids=[handler.portid])
+        dummy = dpif.sock.family(U.OVSDP_DUMMY_FAMILY)
+        ifindex = dpif.ifindex("fzc")
+        frame = bytes(11) + b"\x01\x08\x00" + bytes(50)
+        inject = nla_string(U.OVSDP_DUMMY_ATTR_PORT_NAME, "fzc1") + nla(
+            U.OVSDP_DUMMY_ATTR_PACKET, frame)
+        parts = []
+        for seq in range(1, 41):
+            if seq % 4 == 0:                 # an inject (acked): a MISS upcall to the handler
+                body = struct.pack("=BBHI", U.OVSDP_DUMMY_CMD_INJECT, dummy.version, 0,
+                                   ifindex) + inject
+                mtype = dummy.id
+            else:
+                body, mtype = b"", U.NLMSG_NOOP
+            parts.append(struct.pack("=IHHII", 16 + len(body), mtype,
+                                     U.NLM_F_REQUEST | U.NLM_F_ACK, seq, 0) + body)
+        s.send(b"".join(parts))
+        got = _read_all(s)
+        assert [struct.unpack_from("=IHHIIi", d)[3:6:2] for d in got] == \
+            [(seq, 0) for seq in range(1, 41)]
+        assert all(len(d) == 36 for d in got)          # one ack per datagram
+        upcalls = []
+        while (u := handler.recv_upcall(1)) is not None:
+            upcalls.append(u)
+        assert len(upcalls) == 10 and all(u.packet == frame for u in upcalls)
+    finally:
+        s.close()
+        handler.close()
+
+
+def test_what_a_slice_holds_for_a_connection_is_bounded(daemon):
+    """A slice of big answers goes out as it grows past CORK_BYTES, not at the end."""
+    from ovsdp.server import transport as T
+    s = raw_connect(daemon.path)
+    try:
+        portid = _portid(s)
+        conn = _conn_of(daemon, portid)
+        held = []
+        real = type(conn).uncork
+
+        def watch(self):
+            held.append(self.cork_bytes)
+            return real(self)
+        type(conn).uncork = watch
+        try:
+            big = 16 * 1024
+            msg = struct.pack("=IHHII", big, 0x7777, U.NLM_F_REQUEST, 9, 0) + bytes(big - 16)
+            s.send(msg * 7)                          # seven 16 KiB error echoes
+            got = _read_all(s)
+        finally:
+            type(conn).uncork = real
+        assert len(got) == 7
+        assert held and max(held) <= T.CORK_BYTES
+    finally:
+        s.close()

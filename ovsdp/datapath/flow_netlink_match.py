@@ -116,6 +116,10 @@ def _popcount(v):
 _PUT = {name: (s, (1 << w) - 1, ~(((1 << w) - 1) << s)) for name, (s, w) in _FIELD.items()}
 
 
+_IMAGE_LEN = K.IMAGE_BITS // 8
+_IMAGE_CLEAR = {}               # (shift, bytes) -> the key with that run cleared is key & it
+
+
 class Match:
     """struct sw_flow_match: the key being built and (optionally) its mask."""
 
@@ -136,8 +140,11 @@ class Match:
     def put_image(self, first_byte, data, is_mask):
         """SW_FLOW_KEY_MEMCPY over a run of adjacent fields of the frame image
         (key_layout): ``data`` is their bytes, from image byte ``first_byte``."""
-        s = (K.IMAGE_BITS // 8 - first_byte - len(data)) * 8
-        clear = ~(((1 << 8 * len(data)) - 1) << s)
+        n = len(data)
+        s = (_IMAGE_LEN - first_byte - n) << 3
+        clear = _IMAGE_CLEAR.get((s, n))
+        if clear is None:
+            clear = _IMAGE_CLEAR[s, n] = ~(((1 << (n << 3)) - 1) << s)
         if is_mask:
             self.mask = (self.mask & clear) | (int.from_bytes(data, "big") << s)
         else:

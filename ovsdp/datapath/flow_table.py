@@ -15,6 +15,7 @@ would count it for a repeated flow (one mask hit, one cache hit).
 
 from .. import uapi as U
 from .flow_hash import jhash_1word as _jhash_1word
+from .flow_netlink_actions import put_actions
 from .key_layout import S_RECIRC_ID as _S_RECIRC
 
 MASK_ARRAY_SIZE_MIN = 16
@@ -40,11 +41,11 @@ class Mask:
 class Flow:
     """struct sw_flow: a megaflow with its actions and statistics."""
 
-    __slots__ = ("key", "mask", "unmasked_key", "ufid", "acts", "acts_bytes",
+    __slots__ = ("key", "mask", "unmasked_key", "ufid", "acts", "_acts_bytes",
                  "packets", "bytes", "used", "tcp_flags", "outputs", "out_vports",
                  "out_ports_gen")
 
-    def __init__(self, key, unmasked_key, ufid, acts, acts_bytes):
+    def __init__(self, key, unmasked_key, ufid, acts, acts_bytes=None):
         self.key = key                  # masked key
         self.mask = None                # Mask, set on insert
         self.unmasked_key = unmasked_key
@@ -55,9 +56,11 @@ class Flow:
         self.tcp_flags = 0
         self.set_actions(acts, acts_bytes)
 
-    def set_actions(self, acts, acts_bytes):
+    def set_actions(self, acts, acts_bytes=None):
+        """The flow's actions (an ActionList); ``acts_bytes``, their attribute
+        stream, is made from them when first asked for if not given."""
         self.acts = acts
-        self.acts_bytes = acts_bytes
+        self._acts_bytes = acts_bytes
         # A flow whose actions are only outputs takes the datapath's fast
         # path: the packet goes to each port without an Skb.
         if acts and all(a[0] == U.OVS_ACTION_ATTR_OUTPUT for a in acts):
@@ -66,6 +69,14 @@ class Flow:
             self.outputs = None
         self.out_vports = ()            # the output ports resolved, valid for out_ports_gen
         self.out_ports_gen = -1
+
+    @property
+    def acts_bytes(self):
+        """ovs_nla_put_actions() of the actions, made once (replies and dumps)."""
+        b = self._acts_bytes
+        if b is None:
+            b = self._acts_bytes = put_actions(self.acts)
+        return b
 
     def clear_stats(self):
         self.packets = self.bytes = self.used = self.tcp_flags = 0

@@ -282,17 +282,37 @@ def parse(buf, maxtype, policy=None, base=0):
 
 def parse_with_offsets(buf, maxtype, policy=None, base=0):
     """Like :func:`parse` but returns {type: (payload, offset)}."""
-    tb = {}
-    for raw, payload, off in iter_attrs(buf, base):
+    attrs, offsets = parse_split(buf, maxtype, policy, base)
+    return {t: (p, offsets[t]) for t, p in attrs.items()}
+
+
+def parse_split(buf, maxtype, policy=None, base=0):
+    """Like :func:`parse` but returns ``({type: payload}, {type: offset})``.
+
+    This is what every request goes through (genl_rcv_msg), so the walk of
+    :func:`iter_attrs` is written out here.
+    """
+    attrs = {}
+    offsets = {}
+    n = len(buf)
+    off = 0
+    unpack = _NLA.unpack_from
+    get = policy.get if policy is not None else None
+    while n - off >= NLA_HDRLEN:
+        alen, raw = unpack(buf, off)
+        if alen < NLA_HDRLEN or alen > n - off:
+            break
         atype = raw & NLA_TYPE_MASK
-        if atype == 0 or atype > maxtype:
-            continue
-        if policy is not None:
-            pt = policy.get(atype)
-            if pt is not None:
-                validate_nla(atype, payload, pt, off)
-        tb[atype] = (payload, off)
-    return tb
+        if atype and atype <= maxtype:
+            payload = bytes(buf[off + NLA_HDRLEN:off + alen])
+            if get is not None:
+                pt = get(atype)
+                if pt is not None:
+                    validate_nla(atype, payload, pt, base + off)
+            attrs[atype] = payload
+            offsets[atype] = base + off
+        off += (alen + 3) & ~3
+    return attrs, offsets
 
 
 # ------------------------------------------------------- payload accessors

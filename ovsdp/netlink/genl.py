@@ -394,9 +394,7 @@ class GenlCore:
             return True
         if op.doit is None:
             raise NetlinkError(errno.EOPNOTSUPP, "command has no doit")
-        tb = A.parse_with_offsets(msg[base:], family.maxattr, family.policy, base)
-        attrs = {k: v[0] for k, v in tb.items()}
-        offsets = {k: v[1] for k, v in tb.items()}
+        attrs, offsets = A.parse_split(msg[base:], family.maxattr, family.policy, base)
         req = Request(peer, hdr, msg, cmd, version, userhdr, attrs, family, offsets)
         op.doit(req)
         return False

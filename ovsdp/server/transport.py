@@ -33,6 +33,11 @@ The resource model (docs/protocol.md, sections 1.5 and 1.6):
   socket's buffer unread (the point where the socket becomes writable
   again, so EPOLLOUT says when to go on), as netlink_dump() runs again only
   once the reader has made room.
+- What a slice of work sends (replies, notifications, upcalls) is held
+  until the slice ends, up to ``CORK_BYTES`` per connection, then sent in
+  order, one datagram per message: a datagram of requests is answered in
+  one burst, as the kernel has answered all of them by the time sendmsg()
+  returns, and a reader that sleeps is woken once per burst.
 - Each turn of the event loop does a bounded slice of work per connection
   (``SLICE_MESSAGES`` requests, ``SLICE_DUMP_PARTS`` dump datagrams,
   ``SLICE_NS`` of time), and all connections together at most ``TURN_NS``;
@@ -67,6 +72,7 @@ SLICE_MESSAGES = 64              # requests handled per connection per turn
 SLICE_DUMP_PARTS = 4             # dump datagrams sent per connection per turn
 SLICE_NS = 250_000               # time one connection's slice may take
 TURN_NS = 1_000_000              # time all connections together may take per turn
+CORK_BYTES = 64 << 10           # output a slice holds per connection before sending it
 AUTOBIND_START = 0xFFFFF000
 _OVERRUN = object()              # the queue entry that becomes an NLMSG_OVERRUN
 _OUTQ = struct.Struct("i")
@@ -101,6 +107,8 @@ class Connection(Peer):
             self.dump_room = 0
         self.outq = collections.deque()
         self.outq_bytes = 0
+        self.cork = []               # output of the running slice, sent when it ends
+        self.cork_bytes = 0
         self.upcalls_queued = 0
         self.lost = 0                # messages dropped since the last overrun notice
         self.overrun_queued = False
@@ -110,6 +118,7 @@ class Connection(Peer):
         self.rx = None               # a datagram being handled, a slice at a time
         self.rx_off = 0
         self.rx_any = False
+        self._parts_left = 0
         self.scheduled = False       # in the server's backlog
         self.reading = True          # the reader is registered (not paused)
 
@@ -117,6 +126,35 @@ class Connection(Peer):
     def send(self, data, kind="reply"):
         if self.closed:
             return errno.ECONNREFUSED
+        srv = self.server
+        if srv.corked:
+            if self.cork and (kind == "dump" or self.cork_bytes + len(data) > CORK_BYTES):
+                self.uncork()
+            if kind != "dump" and not self.outq:
+                # Held until the slice that produced it ends (Server.uncork).
+                if not self.cork:
+                    srv.corked_conns.append(self)
+                self.cork.append((data, kind))
+                self.cork_bytes += len(data)
+                return 0
+        return self._send(data, kind)
+
+    def uncork(self):
+        """Send what a slice produced for this connection, in order; what the
+        socket cannot take now joins the queue (it was accepted already)."""
+        held = self.cork
+        self.cork = []
+        self.cork_bytes = 0
+        for i, (data, kind) in enumerate(held):
+            if self.outq or self.closed:
+                if self.closed:
+                    return
+                for data, kind in held[i:]:
+                    self._enqueue(data, kind)
+                return
+            self._send(data, kind)
+
+    def _send(self, data, kind):
         if not self.outq:
             try:
                 self.sock.send(data)
@@ -133,13 +171,16 @@ class Connection(Peer):
                                                self.upcalls_queued >= UPCALL_QUEUE_MAX):
             self._overrun()
             return errno.ENOBUFS
-        elif kind == "upcall":
+        self._enqueue(data, kind)
+        return errno.EAGAIN if kind == "dump" else 0
+
+    def _enqueue(self, data, kind):
+        if kind == "upcall":
             self.upcalls_queued += 1
         self.outq.append((data, kind))
         self.outq_bytes += len(data) + ENTRY_OVERHEAD
         if len(self.outq) == 1:
             self.server.loop.add_writer(self.fd, self._writable)
-        return errno.EAGAIN if kind == "dump" else 0
 
     def _overrun(self):
         """A message was dropped: count it, and tell the client where."""
@@ -225,6 +266,15 @@ class Connection(Peer):
         messages = SLICE_MESSAGES
         parts = SLICE_DUMP_PARTS
         handle = self.server.module.handle
+        self.server.corked = True
+        try:
+            self._slice(read, deadline, messages, parts, handle)
+        finally:
+            self.server.uncork()
+        self.server.charge(_monotonic_ns() - start)
+        return self._after_slice()
+
+    def _slice(self, read, deadline, messages, parts, handle):
         while not self.closed:
             if self.rx is not None:
                 data = self.rx
@@ -260,7 +310,10 @@ class Connection(Peer):
                     read = False
             else:
                 break
-        self.server.charge(_monotonic_ns() - start)
+        self._parts_left = parts
+
+    def _after_slice(self):
+        parts = self._parts_left
         if self.close_when_flushed:
             self._close_if_through()
             return not self.closed and parts == 0 and self._dump_can_go()
@@ -312,7 +365,7 @@ class Connection(Peer):
         self._close_if_through()
 
     def _close_if_through(self):
-        if self.close_when_flushed and not self.outq and self.dump is None:
+        if self.close_when_flushed and not self.outq and not self.cork and self.dump is None:
             # What the client sent after the bad datagram is dropped unread:
             # closing with it queued would make the client's next recv fail
             # with ECONNRESET ahead of the answers it has not read yet.
@@ -341,6 +394,13 @@ class Server:
         self.rbuf = bytearray(RECV_BUF)
         self.conns = {}
         self.backlog = collections.deque()   # connections with work left for a turn
+        # While a slice runs, what it sends (replies, notifications, upcalls)
+        # is held and sent when it ends: a datagram of requests is answered
+        # in one burst, as the kernel has answered them all by the time
+        # sendmsg() returns, and a reader that sleeps is woken once per
+        # burst rather than once per message.
+        self.corked = False
+        self.corked_conns = []
         self._serving = False
         self._turn = -1
         self._spent = 0                      # ns of connection work in this turn
@@ -421,6 +481,15 @@ class Server:
             log.debug("connection from pid %d uid %d in %s: port id %d%s", pid, uid, net.name,
                       conn.portid, " (CAP_NET_ADMIN)" if conn.net_admin else "")
 
+    def uncork(self):
+        """End of a slice: send what it held, connection by connection."""
+        self.corked = False
+        conns = self.corked_conns
+        if conns:
+            self.corked_conns = []
+            for conn in conns:
+                conn.uncork()
+
     def budget_left(self):
         """Whether this turn of the loop has time left for connections."""
         if self.loop.turn != self._turn:
@@ -467,6 +536,8 @@ class Server:
         self.module.remove_peer(conn)
         conn.outq.clear()
         conn.outq_bytes = 0
+        conn.cork = []
+        conn.cork_bytes = 0
         conn.rx = None
         try:
             conn.sock.close()

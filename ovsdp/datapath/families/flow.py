@@ -134,7 +134,6 @@ class FlowCommands:
         ufid = self._ufid(req)
         masked = key & mask
         acts = self._actions(req, masked, "Flow actions may not be safe on all matching packets.")
-        acts_bytes = FA.put_actions(acts)
         dp = self._dp(req)
         table = dp.table
         match_key = key if ufid is None else masked
@@ -142,7 +141,7 @@ class FlowCommands:
         if flow is None:
             flow = table.lookup(masked)
         if flow is None:
-            flow = Flow(masked, key if ufid is None else None, ufid, acts, acts_bytes)
+            flow = Flow(masked, key if ufid is None else None, ufid, acts)
             table.insert(flow, mask)
         else:
             if req.flags & (U.NLM_F_CREATE | U.NLM_F_EXCL):
@@ -153,7 +152,7 @@ class FlowCommands:
                 flow = table.lookup_exact(match_key) if flow.ufid is None else None
                 if flow is None:
                     raise NetlinkError(errno.ENOENT, "flow identifier does not match the key")
-            flow.set_actions(acts, acts_bytes)
+            flow.set_actions(acts)
         if self._must_notify(req):
             self.module.genl.notify(self.family, req,
                                     self._reply(req, flow, U.OVS_FLOW_CMD_NEW, ufid_flags))
@@ -177,7 +176,7 @@ class FlowCommands:
         if flow is None:
             raise NetlinkError(errno.ENOENT, "flow not found")
         if acts is not None:
-            flow.set_actions(acts, FA.put_actions(acts))
+            flow.set_actions(acts)
         reply = None
         if self._must_notify(req):
             reply = self._reply(req, flow, U.OVS_FLOW_CMD_SET, ufid_flags)
