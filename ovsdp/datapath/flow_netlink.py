@@ -101,6 +101,7 @@ from .flow_netlink_match import (
     _get,
     eth_p_mpls,
     eth_type_vlan,
+    image_run,
     log_,
 )
 from .flow_netlink_nsh import nsh_key_from_nlattrs
@@ -344,13 +345,23 @@ def _metadata_from_nlattrs(m, attrs, a, is_mask, log):
 
 
 # --------------------------------------------------------------- key body
+# Runs of adjacent fields of the key's frame image (key_layout) that one
+# attribute fills: eth_dst eth_src; ip_frag ip_tos; ip_ttl ip_proto;
+# ipv4_src ipv4_dst; tp_src tp_dst.
+_RUN_ETH = image_run(0, 12)
+_RUN_FRAG_TOS = image_run(14, 2)
+_RUN_TTL_PROTO = image_run(22, 2)
+_RUN_IPV4_ADDRS = image_run(26, 8)
+_RUN_PORTS = image_run(34, 4)
+
+
 def _key_from_nlattrs(m, attrs, a, is_mask, log):
     """ovs_key_from_nlattrs()."""
     attrs = _metadata_from_nlattrs(m, attrs, a, is_mask, log)
 
     if attrs & _B_ETHERNET:
         eth = a[U.OVS_KEY_ATTR_ETHERNET]            # eth_src, eth_dst
-        m.put_image(0, eth[6:12] + eth[0:6], is_mask)
+        m.put_run(_RUN_ETH, int.from_bytes(eth[6:12] + eth[0:6], "big"), is_mask)
         attrs &= ~_B_ETHERNET
         if attrs & _B_VLAN:
             raise _err(log, "VLAN attribute unexpected.")
@@ -366,9 +377,9 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         if not is_mask and p[11] > U.OVS_FRAG_TYPE_MAX:
             raise _err(log, f"IPv4 frag type {p[11]} is out of range max {U.OVS_FRAG_TYPE_MAX}")
         # three runs of the frame image: ip_frag ip_tos, ip_ttl ip_proto, ipv4_src ipv4_dst
-        m.put_image(14, bytes((p[11], p[9])), is_mask)
-        m.put_image(22, bytes((p[10], p[8])), is_mask)
-        m.put_image(26, p[0:8], is_mask)
+        m.put_run(_RUN_FRAG_TOS, p[11] << 8 | p[9], is_mask)
+        m.put_run(_RUN_TTL_PROTO, p[10] << 8 | p[8], is_mask)
+        m.put_run(_RUN_IPV4_ADDRS, int.from_bytes(p[0:8], "big"), is_mask)
         attrs &= ~_B_IPV4
 
     if attrs & _B_IPV6:
@@ -417,7 +428,7 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
         attrs &= ~_B_MPLS
 
     if attrs & _B_TCP:
-        m.put_image(34, a[U.OVS_KEY_ATTR_TCP], is_mask)     # tp_src, tp_dst
+        m.put_run(_RUN_PORTS, int.from_bytes(a[U.OVS_KEY_ATTR_TCP], "big"), is_mask)
         attrs &= ~_B_TCP
 
     if attrs & _B_TCP_FLAGS:
@@ -426,7 +437,7 @@ def _key_from_nlattrs(m, attrs, a, is_mask, log):
 
     for t in (U.OVS_KEY_ATTR_UDP, U.OVS_KEY_ATTR_SCTP):
         if attrs & (1 << t):
-            m.put_image(34, a[t], is_mask)                  # tp_src, tp_dst
+            m.put_run(_RUN_PORTS, int.from_bytes(a[t], "big"), is_mask)
             attrs &= ~(1 << t)
 
     for t in (U.OVS_KEY_ATTR_ICMP, U.OVS_KEY_ATTR_ICMPV6):

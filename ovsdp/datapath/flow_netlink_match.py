@@ -116,8 +116,12 @@ def _popcount(v):
 _PUT = {name: (s, (1 << w) - 1, ~(((1 << w) - 1) << s)) for name, (s, w) in _FIELD.items()}
 
 
-_IMAGE_LEN = K.IMAGE_BITS // 8
-_IMAGE_CLEAR = {}               # (shift, bytes) -> the key with that run cleared is key & it
+def image_run(first_byte, nbytes):
+    """(shift, clear) of image bytes first_byte.. of a key: a run of adjacent
+    fields stored at once (the key with the run cleared is key & clear)."""
+    s = (K.IMAGE_BITS // 8 - first_byte - nbytes) * 8
+    return s, ~(((1 << (8 * nbytes)) - 1) << s)
+
 
 
 class Match:
@@ -137,18 +141,15 @@ class Match:
         else:
             self.key = (self.key & clear) | ((value & fm) << s)
 
-    def put_image(self, first_byte, data, is_mask):
+    def put_run(self, run, value, is_mask):
         """SW_FLOW_KEY_MEMCPY over a run of adjacent fields of the frame image
-        (key_layout): ``data`` is their bytes, from image byte ``first_byte``."""
-        n = len(data)
-        s = (_IMAGE_LEN - first_byte - n) << 3
-        clear = _IMAGE_CLEAR.get((s, n))
-        if clear is None:
-            clear = _IMAGE_CLEAR[s, n] = ~(((1 << (n << 3)) - 1) << s)
+        (key_layout): ``run`` is :func:`image_run`'s, ``value`` the run's
+        bytes read as one big-endian number."""
+        s, clear = run
         if is_mask:
-            self.mask = (self.mask & clear) | (int.from_bytes(data, "big") << s)
+            self.mask = (self.mask & clear) | (value << s)
         else:
-            self.key = (self.key & clear) | (int.from_bytes(data, "big") << s)
+            self.key = (self.key & clear) | (value << s)
 
     def kget(self, name):
         s, fm = _SHIFT_ONES[name]
