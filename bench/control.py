@@ -42,6 +42,7 @@ from ovsdp import uapi as U  # noqa: E402
 from ovsdp.client.dpif import Dpif  # noqa: E402
 from ovsdp.netlink.attr import nla, nla_nest, nla_string, nla_u32  # noqa: E402
 from ovsdp.netlink.message import build_genl  # noqa: E402
+from ovsdp.testbed import stop_process  # noqa: E402
 
 NLMSGHDR = struct.Struct("=IHHII")
 ERRNO = struct.Struct("=i")
@@ -118,19 +119,7 @@ class LeanClient:
 
     def one_by_one(self, msgs):
         """Each message in its own datagram, waiting for its ack."""
-        send, recv_into, buf = self.sock.send, self.sock.recv_into, self.buf
-        unpack = ERRNO.unpack_from
-        bad = 0
-        t = time.perf_counter()
-        for m in msgs:
-            send(m)
-            recv_into(buf)
-            if unpack(buf, 16)[0]:
-                bad += 1
-        dt = time.perf_counter() - t
-        if bad:
-            raise RuntimeError(f"{bad} of {len(msgs)} requests failed")
-        return len(msgs) / dt
+        return self.batched(msgs, 1)
 
     def batched(self, msgs, batch):
         """``batch`` messages per datagram; then one ack per message."""
@@ -199,13 +188,7 @@ def start(args, path, ready):
 
 
 def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_process(p)
 
 
 def _reference(mode, upcall_size=0):

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 sys.path.insert(0, ROOT)
-from ovsdp.testbed import Testbed, run  # noqa: E402
+from ovsdp.testbed import Testbed, run, stop_process  # noqa: E402
 
 
 def missing_prerequisite(prog, tools=("ip", "iperf3", "ping")):
@@ -282,13 +282,7 @@ class Ovsdp:
 
     def stop(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p)
         self.procs = []
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -28,6 +28,17 @@ def run(*args, ns=None, check=True, capture=False, timeout=60, input=None):
     return r.stdout if capture else r.returncode
 
 
+def stop_process(p, timeout=10):
+    """SIGTERM, then SIGKILL if ``p`` (a Popen) has not exited within ``timeout`` s."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def requirements(tools=("ip",)):
     """What is missing to build a testbed: a list of human-readable problems."""
     missing = []

@@ -13,6 +13,7 @@ import pytest
 
 from ovsdp.client.dpif import Dpif
 from ovsdp.server.daemon import Daemon
+from ovsdp.testbed import stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,13 +98,7 @@ def subprocess_daemon(path, *extra):
             time.sleep(0.02)
         yield p
     finally:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p)
         log.close()
 
 

@@ -34,7 +34,7 @@ from ovsdp.cli import dpctl
 from ovsdp.client.dpif import Dpif, VportInfo
 from ovsdp.netlink import attr as A
 from ovsdp.odp import parse_actions, parse_key
-from ovsdp.testbed import run
+from ovsdp.testbed import run, stop_process
 from ovsdp.vports import netdev as N
 
 from .conftest import ROOT, subprocess_daemon
@@ -110,16 +110,6 @@ def cpu_share(pid, seconds):
     c0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
     return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
-
-
-def stop_process(p, timeout=10):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 @contextlib.contextmanager

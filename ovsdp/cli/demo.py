@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from ..testbed import Testbed, TestbedError, requirements
+from ..testbed import Testbed, TestbedError, requirements, stop_process
 
 DP = "ovsdp0"
 HOSTS = ("h1", "h2", "h3")
@@ -88,13 +88,7 @@ class Demo:
 
     def stop(self):
         for _name, p, log in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p)
             log.close()
         self.procs = []
         self.bed.teardown()
