@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ovsdp import odp
 from ovsdp import uapi as U
 from ovsdp.datapath import flow_netlink as FN
 from ovsdp.datapath import flow_netlink_actions as FA
@@ -1800,3 +1801,56 @@ def test_property_mask_of_exact_match_is_subset_of_ones(stream):
     assume(f(k, "eth_type") != K.ETH_P_802_2)
     covered = k & ~m & ~K.ones("in_port")
     assert covered == 0, K.fields_of(covered)
+
+
+# ============================================== attribute plans (issue 14)
+class TestAttrPlans:
+    """A stream laid out like one parsed before takes that one's plan; the
+    result must be the walk's, whatever the payloads and the attrs passed in."""
+
+    @staticmethod
+    def _parse(buf, attrs, nz, plans):
+        saved = dict(FN._PLANS)
+        if not plans:
+            FN._PLANS.clear()
+        try:
+            a = {}
+            return "ok", FN._parse_flow_nlattrs(buf, a, attrs, False, nz), a
+        except NetlinkError as e:
+            return "err", e.errno, e.msg
+        finally:
+            if not plans:
+                FN._PLANS.clear()
+                FN._PLANS.update(saved)
+
+    def test_plans_give_the_walks_result(self):
+        import random
+        rnd = random.Random(14)
+        key, mask = odp.parse_key(
+            "in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x0800),"
+            "ipv4(src=10.0.0.1,dst=10.255.0.1/255.255.0.0,proto=17,tos=0/0,ttl=64/0,frag=no),"
+            "udp(src=1/0,dst=2)")
+        hits = 0
+        for base in (key, mask):
+            for _ in range(600):
+                b = bytearray(base)
+                for _ in range(rnd.randint(0, 3)):
+                    b[rnd.randrange(len(b))] = rnd.choice((0, 0, 255, rnd.randrange(256)))
+                b = bytes(b)
+                for nz in (False, True):
+                    for attrs in (0, 1 << U.OVS_KEY_ATTR_ETHERTYPE):
+                        self._parse(b, attrs, nz, True)          # may leave a plan
+                        had = (len(b), *struct.unpack_from("=HH", b)) in FN._PLANS
+                        hits += had
+                        assert self._parse(b, attrs, nz, True) == \
+                            self._parse(b, attrs, nz, False), (b.hex(), nz, attrs)
+        assert hits > 1000                     # the plans were taken
+
+    def test_a_repeated_type_is_not_planned(self):
+        zero_ipv4 = A(U.OVS_KEY_ATTR_IPV4, bytes(12))
+        buf = zero_ipv4 + A(U.OVS_KEY_ATTR_IPV4, b"\x0a" + bytes(11))
+        a = {}
+        assert FN._parse_flow_nlattrs(buf, a, 0, False, True) == 1 << U.OVS_KEY_ATTR_IPV4
+        plans = FN._PLANS.get((len(buf), *struct.unpack_from("=HH", buf)), [])
+        assert not [p for p in plans if p.raws == (U.OVS_KEY_ATTR_IPV4,) * 2]
+        expect_err(errno.EINVAL, FN._parse_flow_nlattrs, buf, {}, 0, False, False)
