@@ -23,6 +23,7 @@ NLMSGHDR = struct.Struct("=IHHII")    # len, type, flags, seq, pid
 GENLMSGHDR = struct.Struct("=BBH")    # cmd, version, reserved
 _ERR = struct.Struct("=i")
 _U32 = struct.Struct("=I")
+_ACK = struct.Struct("=IHHIIi16s")      # nlmsghdr, error 0, the request's nlmsghdr
 
 
 class Header:
@@ -108,6 +109,9 @@ def build_error(request, err, pid, msg=None, offset=None, cap_ack=False, ext_ack
     acks echo only the header.  With extended acks on and a message or
     offset, NLMSGERR_ATTR_MSG / NLMSGERR_ATTR_OFFS follow (NLM_F_ACK_TLVS).
     """
+    if not err and not (ext_ack and msg):       # a plain ack, what most requests get
+        return _ACK.pack(_ACK.size, NLMSG_ERROR, NLM_F_CAPPED, _U32.unpack_from(request, 8)[0],
+                         pid, 0, request[:NLMSG_HDRLEN])
     hdr = Header(*NLMSGHDR.unpack_from(request))
     flags = 0
     if err and not cap_ack:
