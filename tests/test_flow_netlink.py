@@ -1810,18 +1810,18 @@ class TestAttrPlans:
 
     @staticmethod
     def _parse(buf, attrs, nz, plans):
-        saved = dict(FN._PLANS)
+        saved = dict(FM._PLANS)
         if not plans:
-            FN._PLANS.clear()
+            FM._PLANS.clear()
         try:
             a = {}
-            return "ok", FN._parse_flow_nlattrs(buf, a, attrs, False, nz), a
+            return "ok", FM._parse_flow_nlattrs(buf, a, attrs, False, nz), a
         except NetlinkError as e:
             return "err", e.errno, e.msg
         finally:
             if not plans:
-                FN._PLANS.clear()
-                FN._PLANS.update(saved)
+                FM._PLANS.clear()
+                FM._PLANS.update(saved)
 
     def test_plans_give_the_walks_result(self):
         import random
@@ -1840,7 +1840,7 @@ class TestAttrPlans:
                 for nz in (False, True):
                     for attrs in (0, 1 << U.OVS_KEY_ATTR_ETHERTYPE):
                         self._parse(b, attrs, nz, True)          # may leave a plan
-                        had = (len(b), *struct.unpack_from("=HH", b)) in FN._PLANS
+                        had = (len(b), *struct.unpack_from("=HH", b)) in FM._PLANS
                         hits += had
                         assert self._parse(b, attrs, nz, True) == \
                             self._parse(b, attrs, nz, False), (b.hex(), nz, attrs)
@@ -1850,7 +1850,7 @@ class TestAttrPlans:
         zero_ipv4 = A(U.OVS_KEY_ATTR_IPV4, bytes(12))
         buf = zero_ipv4 + A(U.OVS_KEY_ATTR_IPV4, b"\x0a" + bytes(11))
         a = {}
-        assert FN._parse_flow_nlattrs(buf, a, 0, False, True) == 1 << U.OVS_KEY_ATTR_IPV4
-        plans = FN._PLANS.get((len(buf), *struct.unpack_from("=HH", buf)), [])
+        assert FM._parse_flow_nlattrs(buf, a, 0, False, True) == 1 << U.OVS_KEY_ATTR_IPV4
+        plans = FM._PLANS.get((len(buf), *struct.unpack_from("=HH", buf)), [])
         assert not [p for p in plans if p.raws == (U.OVS_KEY_ATTR_IPV4,) * 2]
-        expect_err(errno.EINVAL, FN._parse_flow_nlattrs, buf, {}, 0, False, False)
+        expect_err(errno.EINVAL, FM._parse_flow_nlattrs, buf, {}, 0, False, False)

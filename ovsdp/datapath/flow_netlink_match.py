@@ -1,9 +1,10 @@
 """What the parsers of flow_netlink share (net/openvswitch/flow_netlink.c).
 
 struct sw_flow_match over the key ints of key_layout.py, the kernel's
-attribute walk with its remainders (nla_for_each_attr), the error helper
-that logs as OVS_NLERR does, and the constants and struct layouts the key,
-tunnel and action halves all use.
+attribute walk with its remainders (nla_for_each_attr), the key attribute
+walk (__parse_flow_nlattrs) with the plans that let a stream laid out like
+an earlier one skip it, the error helper that logs as OVS_NLERR does, and
+the constants and struct layouts the key, tunnel and action halves all use.
 """
 
 import errno
@@ -182,3 +183,115 @@ def _walk(buf):
         append((raw, buf[off + 4:off + alen], alen, n - off))
         off += (alen + 3) & ~3
     return out, n - off
+
+
+# ------------------------------------------------- the key attribute walk
+def _parse_flow_nlattrs(buf, a, attrs, log, nz):
+    """__parse_flow_nlattrs(): fills a[] and returns the updated attrs bitmap.
+
+    Where the walk goes and every check but the all-zero test of a mask's
+    payloads (``nz``) and the duplicates of the ``attrs`` passed in depend
+    only on the attribute headers and the stream's length.  So a stream
+    laid out like one parsed before (same length, same headers) takes that
+    one's :class:`_AttrPlan`: one unpack of every header and payload, the
+    headers compared with the plan's, and the result the walk would give.
+    Anything else takes the walk (nla_for_each_attr(), inline).
+    """
+    if type(buf) is not bytes:
+        buf = bytes(buf)
+    n = len(buf)
+    if n >= 4:
+        plans = _PLANS.get((n, *_NLA.unpack_from(buf)))
+        if plans is not None:
+            for plan in plans:
+                vals = plan.struct.unpack_from(buf)
+                if vals[0::3] == plan.lens and vals[1::3] == plan.raws and not attrs & plan.bits:
+                    if not nz:
+                        a.update(zip(plan.types, vals[2::3], strict=True))
+                        return attrs | plan.bits
+                    for t, p, zeros in zip(plan.types, vals[2::3], plan.zeros, strict=True):
+                        if p != zeros:
+                            attrs |= (1 << t)
+                            a[t] = p
+                    return attrs
+    attrs_in = attrs
+    lengths = _KEY.lengths
+    unpack = _NLA.unpack_from
+    off = 0
+    heads = []
+    while n - off >= 4:
+        alen, raw = unpack(buf, off)
+        if alen < 4 or alen > n - off:
+            break
+        payload = buf[off + 4:off + alen]
+        off += (alen + 3) & ~3
+        heads.append((alen, raw))
+        t = raw & _TYPE_MASK
+        expected = lengths.get(t, 0)
+        if expected is None or t > OVS_KEY_ATTR_MAX or attrs >> t & 1 or (
+                expected is not _NESTED and expected is not _VARIABLE
+                and alen - 4 != expected):
+            _bad_key_attr(t, expected, payload, attrs, log)
+        if not nz or any(payload):
+            attrs |= (1 << t)
+            a[t] = payload
+    if n - off:
+        raise _err(log, f"Message has {n - off} unknown bytes.")
+    if heads and not attrs_in & _bits_of(heads):
+        _AttrPlan.remember(n, heads)
+    return attrs
+
+
+def _bits_of(heads):
+    bits = 0
+    for _alen, raw in heads:
+        bits |= 1 << (raw & _TYPE_MASK)
+    return bits
+
+
+class _AttrPlan:
+    """The layout of an attribute stream that parsed: its headers, and a
+    struct that unpacks every header and payload of a stream laid out so."""
+
+    __slots__ = ("struct", "lens", "raws", "types", "bits", "zeros")
+
+    def __init__(self, heads):
+        fmt = ["="]
+        for alen, _raw in heads:
+            fmt.append(f"HH{alen - 4}s{-alen & 3}x")
+        self.struct = struct.Struct("".join(fmt))
+        self.lens = tuple(alen for alen, _ in heads)
+        self.raws = tuple(raw for _, raw in heads)
+        self.types = tuple(raw & _TYPE_MASK for raw in self.raws)
+        self.bits = _bits_of(heads)
+        self.zeros = tuple(bytes(alen - 4) for alen in self.lens)
+
+    @staticmethod
+    def remember(n, heads):
+        """Keep the plan of a stream that parsed, if its types are distinct
+        (a repeated type that parsed had an all-zero mask payload first:
+        the walk decides such a stream by its values)."""
+        types = [raw & _TYPE_MASK for _alen, raw in heads]
+        if len(set(types)) != len(types):
+            return
+        if len(_PLANS) >= ATTR_PLANS_MAX:
+            _PLANS.clear()
+        key = (n, *heads[0])
+        plans = _PLANS.setdefault(key, [])
+        plans.insert(0, _AttrPlan(heads))
+        del plans[4:]
+
+
+ATTR_PLANS_MAX = 1024
+_PLANS = {}         # (stream length, first attribute's length and type) -> [_AttrPlan]
+
+
+def _bad_key_attr(t, expected, payload, attrs, log):
+    """The error __parse_flow_nlattrs() reports for attribute ``t``, in its order."""
+    if t > OVS_KEY_ATTR_MAX:
+        raise _err(log, f"Key type {t} is out of range max {OVS_KEY_ATTR_MAX}")
+    if expected is None:                    # userspace-only types
+        raise _err(log, f"Key type {t} is not supported")
+    if attrs & (1 << t):
+        raise _err(log, f"Duplicate key (type {t}).")
+    raise _err(log, f"Key {t} has unexpected len {len(payload)} expected {expected}")
