@@ -118,7 +118,6 @@ class Connection(Peer):
         self.rx = None               # a datagram being handled, a slice at a time
         self.rx_off = 0
         self.rx_any = False
-        self._parts_left = 0
         self.scheduled = False       # in the server's backlog
         self.reading = True          # the reader is registered (not paused)
 
@@ -268,13 +267,14 @@ class Connection(Peer):
         handle = self.server.module.handle
         self.server.corked = True
         try:
-            self._slice(read, deadline, messages, parts, handle)
+            parts = self._slice(read, deadline, messages, parts, handle)
         finally:
             self.server.uncork()
         self.server.charge(_monotonic_ns() - start)
-        return self._after_slice()
+        return self._after_slice(parts)
 
     def _slice(self, read, deadline, messages, parts, handle):
+        """The slice's work; returns the dump parts it had left."""
         while not self.closed:
             if self.rx is not None:
                 data = self.rx
@@ -310,10 +310,10 @@ class Connection(Peer):
                     read = False
             else:
                 break
-        self._parts_left = parts
+        return parts
 
-    def _after_slice(self):
-        parts = self._parts_left
+    def _after_slice(self, parts):
+        """What is left once the slice's output went: True to be served again."""
         if self.close_when_flushed:
             self._close_if_through()
             return not self.closed and parts == 0 and self._dump_can_go()
